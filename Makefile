@@ -24,9 +24,9 @@ demo: $(STAMP)
 	$(BIN)/polyko run --output $(OUT) --overwrite
 	$(BIN)/polyko stats $(OUT)
 
-# Headless Chromium for the report tests (Debian's package; needs root or sudo).
+# Headless Chromium for the report tests, and a Korean font for its screenshots (Debian packages; needs root).
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium fonts-nanum >/dev/null; }
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -n 2 --durations=15
