@@ -1,0 +1,465 @@
+"""The dedup stage as a Beam graph: exact hash groups, MinHash LSH buckets, distributed connected
+components (large-star / small-star rounds), survivor join, audit and stats.
+
+    docs ─ExactKey─GBK─ExactSurvivor─┬─ survivors ─Signatures─(band key, node)─GBK─BucketEdges─DistinctEdges
+                                     │                                     (verified star per bucket, capped)   │
+                                     │       CC/Round00..NN: LargeStar (GBK) → SmallStar (GBK)  ◄──────┘
+                                     │                        │
+                                     │                  CC/Converge (GBK): label per node, unconverged count
+                                     └─ exact dups ──► Resolve (CoGBK by id: doc, near label, exact dups)
+                                                         ├─ kept / rejected (duplicate_of = final survivor)
+                                                         └─ stats: clusters, audit, caps → one dict
+
+No step gathers all edges or signatures in one place: every grouping is keyed by a document,
+a band key or an edge; the only global combines are bounded (counts, a size histogram, the top-k
+clusters, a fixed-size audit sample).  The per-node logic lives in ``dedup.components``.
+"""
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from dedup.components import (capped_members, converged_check, large_star, node_key, small_star,
+                              verified_bucket_star)
+from dedup.minhash import (MinHasher, MinHashParams, bbit_jaccard, bbit_sketch, exact_key, jaccard,
+                           shingle_hashes, stable_hash64)
+from filters.base import Document
+
+NS = "polyko"
+EXCERPT_CHARS = 120
+CLUSTER_MEMBERS_SHOWN = 5
+
+
+def _counter(name: str):
+    return Metrics.counter(NS, name)
+
+
+# ---------------------------------------------------------------- exact
+
+class _ExactSurvivor(beam.DoFn):
+    """One exact-hash group → its survivor (main output) and ``(survivor id, dup)`` pairs."""
+
+    DUPS = "exact_dups"
+
+    def process(self, element):
+        _, members = element
+        # two streaming passes over the grouped values (Beam's GBK results are re-iterable), so a
+        # hot key -- a million copies of "굿" -- is never held in memory as a list
+        best = min(node_key(d.id, d.text) for d in members)
+        emitted = False
+        for d in members:
+            if not emitted and node_key(d.id, d.text) == best:
+                emitted = True
+                yield d
+            else:
+                yield beam.pvalue.TaggedOutput(self.DUPS, (best[1], d))
+
+
+# ---------------------------------------------------------------- signatures and buckets
+
+class _Signatures(beam.DoFn):
+    """A batch of documents → ``(band key, (node, 8-bit sketch))`` per band; the batch's signatures
+    are computed as one matrix."""
+
+    def __init__(self, params: MinHashParams):
+        self.params = params
+        self.hasher = None
+
+    def setup(self):
+        self.hasher = MinHasher(self.params)
+
+    def process(self, batch):
+        shingles = [self.hasher.shingles(d.text) for d in batch]
+        sigs = self.hasher.signatures(shingles)
+        empty = _counter("dedup.count.no_shingles")
+        for d, sh, sig in zip(batch, shingles, sigs):
+            if len(sh) == 0:
+                empty.inc()
+                continue
+            member = (node_key(d.id, d.text), bbit_sketch(sig))
+            for key in self.hasher.band_keys(sig):
+                yield key, member
+
+
+class _BucketEdges(beam.DoFn):
+    """One LSH bucket → verified star edges to its smallest member; oversized buckets are capped."""
+
+    CAPPED = "capped"
+    UNVERIFIED = "unverified"
+
+    def __init__(self, cap: int, verify_threshold: float):
+        self.cap = cap
+        self.verify_threshold = verify_threshold
+
+    def process(self, element):
+        key, members = element
+        kept, total = capped_members(members, self.cap, key, node_of=lambda m: m[0])
+        if total > self.cap:
+            _counter("dedup.count.capped_buckets").inc()
+            _counter("dedup.count.capped_members").inc(total - self.cap)
+            yield beam.pvalue.TaggedOutput(self.CAPPED, {
+                "band": int.from_bytes(key[:2], "big"), "size": total,
+                "sample_ids": sorted(m[0][1] for m in kept)[:CLUSTER_MEMBERS_SHOWN]})
+        edges, unverified = verified_bucket_star(kept, self.verify_threshold, bbit_jaccard)
+        if unverified:
+            _counter("dedup.count.unverified_pairs").inc(unverified)
+            yield beam.pvalue.TaggedOutput(self.UNVERIFIED, unverified)
+        yield from edges
+
+
+# ---------------------------------------------------------------- connected components
+
+def _both_directions(edge):
+    a, b = edge
+    if a != b:
+        yield a, b
+        yield b, a
+
+
+class _StarStep(beam.PTransform):
+    """One large-star or small-star step: edges → adjacency (GBK by node) → new edges."""
+
+    def __init__(self, op):
+        super().__init__()
+        self.op = op
+
+    def expand(self, edges):
+        op = self.op
+        return (edges
+                | "Directed" >> beam.FlatMap(_both_directions)
+                | "GroupByNode" >> beam.GroupByKey()
+                | "Emit" >> beam.FlatMap(lambda kv: op(kv[0], kv[1])))
+
+
+class _Converge(beam.DoFn):
+    """Final labels: ``(doc id, survivor id)`` for every non-centre node; counts unconverged nodes."""
+
+    def process(self, element):
+        u, neighbours = element
+        ok, label = converged_check(u, neighbours)
+        if not ok:
+            _counter("dedup.count.cc_unconverged").inc()
+            yield beam.pvalue.TaggedOutput("unconverged", 1)
+        if label != u:
+            yield u[1], label[1]
+
+
+class ConnectedComponents(beam.PTransform):
+    """Edges between nodes → ``(node id, centre id)`` for every non-centre node.
+
+    ``rounds`` alternating large-star/small-star steps are unrolled into the graph (bounded); the
+    ``Converge`` step counts nodes not yet in a finished star (``dedup.count.cc_unconverged``),
+    which keep the label of their smallest neighbour.  Returns ``(labels, unconverged)``.
+    """
+
+    def __init__(self, rounds: int):
+        super().__init__()
+        self.rounds = rounds
+
+    def expand(self, edges):
+        for i in range(self.rounds):
+            edges = (edges
+                     | f"Round{i:02d}/LargeStar" >> _StarStep(large_star)
+                     | f"Round{i:02d}/SmallStar" >> _StarStep(small_star))
+        out = (edges
+               | "Converge/Directed" >> beam.FlatMap(_both_directions)
+               | "Converge/GroupByNode" >> beam.GroupByKey()
+               | "Converge/Label" >> beam.ParDo(_Converge()).with_outputs("unconverged", main="labels"))
+        return out.labels, out.unconverged
+
+
+# ---------------------------------------------------------------- resolve
+
+def _excerpt(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "…"
+
+
+class _Resolve(beam.DoFn):
+    """Per document id: the doc, its near-dup label (if removed) and the exact dups it survived.
+
+    Outputs: main = kept Document; ``rejected`` records; ``member`` = ``(survivor id, member
+    summary)`` for every removed doc; ``survivor`` = ``(id, excerpt)`` for kept docs; ``tally`` =
+    (reason, source) for the stats counts.
+    """
+
+    def process(self, element):
+        doc_id, groups = element
+        docs = list(groups["doc"])
+        labels = list(groups["label"])
+        if not docs:  # a label or exact dup without its document cannot happen; keep ids honest
+            return
+        doc = docs[0]
+        final = doc.id
+        if labels:
+            final = labels[0]
+            yield from self._reject(doc, "near", final)
+        else:
+            _counter("dedup.kept").inc()
+            yield doc
+            yield beam.pvalue.TaggedOutput("survivor", (doc.id, (len(doc.text), _excerpt(doc.text))))
+            yield beam.pvalue.TaggedOutput("tally", ("kept", doc.source))
+        for _, dup in groups["exact"]:
+            yield from self._reject(dup, "exact", final)
+
+    def _reject(self, doc: Document, reason: str, survivor: str):
+        _counter(f"dedup.drop.{reason}").inc()
+        _counter(f"dedup.source.{doc.source}.drop.{reason}").inc()
+        yield beam.pvalue.TaggedOutput("rejected", doc.to_record() | {
+            "stage": "dedup", "reason": reason, "duplicate_of": survivor})
+        yield beam.pvalue.TaggedOutput("member", (survivor, (doc.id, reason, len(doc.text), _excerpt(doc.text))))
+        yield beam.pvalue.TaggedOutput("tally", (reason, doc.source))
+
+
+# ---------------------------------------------------------------- stats pieces
+
+def _size_bin(size: int) -> str:
+    """Cluster sizes in powers of two: "2", "3-4", "5-8", ..."""
+    if size <= 2:
+        return str(size)
+    hi = 1 << (size - 1).bit_length()
+    return f"{hi // 2 + 1}-{hi}"
+
+
+def _cluster_summary(element):
+    """One survivor with its removed members → a cluster record (one streaming pass, O(1) memory)."""
+    survivor_id, groups = element
+    n = 0
+    reasons: Counter = Counter()
+    shown: list = []  # max-heap (negated ids) of the members with the smallest ids
+    for m in groups["member"]:
+        n += 1
+        reasons[m[1]] += 1
+        item = (tuple(-b for b in m[0].encode("utf-8")) + (1,), m)
+        if len(shown) < CLUSTER_MEMBERS_SHOWN:
+            heapq.heappush(shown, item)
+        elif item > shown[0]:
+            heapq.heapreplace(shown, item)
+    if n == 0:
+        return
+    surv = list(groups["survivor"])
+    length, excerpt = surv[0] if surv else (None, None)
+    members = sorted((m for _, m in shown), key=lambda m: m[0])
+    yield {"survivor": survivor_id, "size": n + 1, "survivor_chars": length, "survivor_excerpt": excerpt,
+           "removed": dict(sorted(reasons.items())),
+           "members": [{"id": i, "reason": r, "chars": c, "excerpt": e} for i, r, c, e in members]}
+
+
+class _MergeCounts(beam.CombineFn):
+    def create_accumulator(self):
+        return Counter()
+
+    def add_input(self, acc, item):
+        acc[item] += 1
+        return acc
+
+    def merge_accumulators(self, accs):
+        out = Counter()
+        for a in accs:
+            out.update(a)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+def _tally_stats(counts: Counter) -> dict:
+    totals = Counter()
+    per_source: dict[str, Counter] = {}
+    for (reason, source), n in counts.items():
+        totals[reason] += n
+        per_source.setdefault(source, Counter())[reason] += n
+    docs_in = sum(totals.values())
+    return {"in": docs_in, "kept": totals["kept"], "drop_exact": totals["exact"], "drop_near": totals["near"],
+            "removed_fraction": round((totals["exact"] + totals["near"]) / docs_in, 6) if docs_in else 0.0,
+            "per_source": {s: {"in": sum(c.values()), "drop_exact": c["exact"], "drop_near": c["near"]}
+                           for s, c in sorted(per_source.items())}}
+
+
+def _audit_pair_texts(element):
+    doc_id, groups = element
+    docs = list(groups["doc"])
+    if not docs:
+        return
+    for pair_key in groups["pair"]:
+        yield pair_key, (doc_id, docs[0].text)
+
+
+class _PairJaccard(beam.DoFn):
+    def __init__(self, params: MinHashParams):
+        self.params = params
+
+    def process(self, element):
+        pair_key, members = element
+        members = sorted(members)
+        if len(members) != 2:
+            return
+        (a, ta), (b, tb) = members
+        sa = shingle_hashes(ta, self.params.shingle, self.params.shingle_size)
+        sb = shingle_hashes(tb, self.params.shingle, self.params.shingle_size)
+        yield {"a": a, "b": b, "jaccard": jaccard(sa, sb)}
+
+
+def _audit_summary(results: list[dict], threshold: float) -> dict:
+    if not results:
+        return {"pairs": 0, "false_positive_rate": None, "threshold": threshold}
+    js = sorted(r["jaccard"] for r in results)
+    below = [r for r in results if r["jaccard"] < threshold]
+    hist = Counter(min(int(j * 10), 9) for j in js)
+    worst = sorted(results, key=lambda r: (r["jaccard"], r["a"], r["b"]))[:5]
+    return {"pairs": len(js), "threshold": threshold,
+            "false_positive_rate": round(len(below) / len(js), 6),
+            "mean_jaccard": round(sum(js) / len(js), 6), "median_jaccard": round(js[len(js) // 2], 6),
+            "jaccard_histogram": {f"{b / 10:.1f}-{(b + 1) / 10:.1f}": hist[b] for b in range(10) if hist[b]},
+            "lowest_pairs": [{"a": r["a"], "b": r["b"], "jaccard": round(r["jaccard"], 4)} for r in worst]}
+
+
+class _MergeStats(beam.CombineFn):
+    """Named stats pieces (each already bounded) → the one dict for stats.json["dedup"]."""
+
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, acc, item):
+        name, value = item
+        acc[name] = value
+        return acc
+
+    def merge_accumulators(self, accs):
+        out = {}
+        for a in accs:
+            out.update(a)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+# ---------------------------------------------------------------- the stage
+
+class Dedup(beam.PTransform):
+    """``PCollection[Document]`` → ``{"kept", "rejected", "stats"}`` (see docs/dedup.md)."""
+
+    def __init__(self, section: dict[str, Any]):
+        super().__init__()
+        self.section = section
+        self.params = MinHashParams.from_section(section["minhash"])
+        self.threshold = float(section["minhash"]["threshold"])
+
+    def expand(self, docs):
+        p = docs.pipeline
+        section = self.section
+        if not section.get("enabled", True):
+            return {"kept": docs, "rejected": p | "NoRejects" >> beam.Create([]),
+                    "stats": p | "DisabledStats" >> beam.Create([{"enabled": False}])}
+
+        docs = docs | "CountIn" >> beam.Map(_count_in)
+
+        if section.get("exact", True):
+            exact = (docs
+                     | "ExactKey" >> beam.Map(lambda d: (exact_key(d.text), d))
+                     | "ExactGroup" >> beam.GroupByKey()
+                     | "ExactSurvivor" >> beam.ParDo(_ExactSurvivor()).with_outputs(
+                         _ExactSurvivor.DUPS, main="survivors"))
+            survivors, exact_dups = exact.survivors, exact[_ExactSurvivor.DUPS]
+        else:
+            survivors, exact_dups = docs, p | "NoExactDups" >> beam.Create([])
+
+        pieces = []
+        if section.get("near", True):
+            buckets = (survivors
+                       | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
+                       | "Signatures" >> beam.ParDo(_Signatures(self.params))
+                       | "BandGroup" >> beam.GroupByKey()
+                       | "BucketEdges" >> beam.ParDo(_BucketEdges(int(section["max_bucket_size"]),
+                                                                  self.params.verify_threshold))
+                       .with_outputs(_BucketEdges.CAPPED, _BucketEdges.UNVERIFIED, main="edges"))
+            edges = buckets.edges | "DistinctEdges" >> beam.Distinct()
+            labels, unconverged = edges | "CC" >> ConnectedComponents(int(section["cc_max_rounds"]))
+            pieces.append(buckets[_BucketEdges.CAPPED]
+                          | "CappedSummary" >> beam.combiners.Top.Largest(
+                              CLUSTER_MEMBERS_SHOWN, key=lambda r: (r["size"], r["sample_ids"]))
+                          | "CappedKey" >> beam.Map(lambda top: ("capped_buckets_largest", top)))
+            pieces.append(buckets[_BucketEdges.CAPPED]
+                          | "CappedCount" >> beam.combiners.Count.Globally()
+                          | "CappedCountKey" >> beam.Map(lambda n: ("capped_buckets", n)))
+            pieces.append(buckets[_BucketEdges.UNVERIFIED]
+                          | "UnverifiedSum" >> beam.CombineGlobally(sum)
+                          | "UnverifiedKey" >> beam.Map(lambda n: ("unverified_bucket_pairs", n)))
+            pieces.append(unconverged
+                          | "UnconvergedCount" >> beam.combiners.Count.Globally()
+                          | "UnconvergedKey" >> beam.Map(lambda n: ("cc_unconverged_nodes", n)))
+            pieces.append(edges
+                          | "CandidatePairs" >> beam.combiners.Count.Globally()
+                          | "CandidatePairsKey" >> beam.Map(lambda n: ("lsh_candidate_pairs", n)))
+            pieces.append(self._audit(survivors, edges))
+        else:
+            labels = p | "NoLabels" >> beam.Create([])
+
+        resolved = ({"doc": survivors | "DocById" >> beam.Map(lambda d: (d.id, d)),
+                     "label": labels,
+                     "exact": exact_dups | "ExactBySurvivor" >> beam.Map(lambda kv: (kv[0], kv)),
+                     }
+                    | "JoinById" >> beam.CoGroupByKey()
+                    | "Resolve" >> beam.ParDo(_Resolve()).with_outputs(
+                        "rejected", "member", "survivor", "tally", main="kept"))
+
+        pieces.append(resolved.tally
+                      | "Tally" >> beam.CombineGlobally(_MergeCounts())
+                      | "TallyStats" >> beam.Map(lambda c: ("counts", _tally_stats(c))))
+        clusters = ({"member": resolved.member, "survivor": resolved.survivor}
+                    | "JoinClusters" >> beam.CoGroupByKey()
+                    | "ClusterSummary" >> beam.FlatMap(_cluster_summary))
+        pieces.append(clusters
+                      | "SizeBins" >> beam.Map(lambda c: _size_bin(c["size"]))
+                      | "SizeHistogram" >> beam.CombineGlobally(_MergeCounts())
+                      | "SizeHistogramKey" >> beam.Map(lambda c: ("cluster_size_histogram", _sorted_bins(c))))
+        pieces.append(clusters
+                      | "LargestClusters" >> beam.combiners.Top.Largest(
+                          int(section["largest_clusters"]), key=lambda c: (c["size"], c["survivor"]))
+                      | "LargestClustersKey" >> beam.Map(lambda top: ("largest_clusters", top)))
+        pieces.append(clusters
+                      | "ClusterCount" >> beam.combiners.Count.Globally()
+                      | "ClusterCountKey" >> beam.Map(lambda n: ("clusters", n)))
+        params = self.section["minhash"]
+        pieces.append(p | "ConfigEcho" >> beam.Create([("config", {
+            "exact": bool(section.get("exact", True)), "near": bool(section.get("near", True)),
+            "shingle": params["shingle"], "shingle_size": params["shingle_size"],
+            "num_perm": params["num_perm"], "bands": params["bands"], "rows": params["rows"],
+            "threshold": params["threshold"], "verify_threshold": params["verify_threshold"],
+            "max_bucket_size": section["max_bucket_size"],
+            "cc_max_rounds": section["cc_max_rounds"]})]))
+        stats = (pieces
+                 | "FlattenStats" >> beam.Flatten()
+                 | "MergeStats" >> beam.CombineGlobally(_MergeStats()))
+        return {"kept": resolved.kept, "rejected": resolved.rejected, "stats": stats}
+
+    def _audit(self, survivors, edges):
+        """Exact Jaccard of a deterministic sample of LSH candidate pairs → the FP-rate estimate."""
+        n = int(self.section["audit_sample_size"])
+        sample = (edges
+                  | "AuditKey" >> beam.Map(lambda e: (stable_hash64("audit", e[0][1], e[1][1]), e[0][1], e[1][1]))
+                  | "AuditSample" >> beam.combiners.Top.Smallest(n)
+                  | "AuditPairs" >> beam.FlatMap(lambda top: top))
+        ends = sample | "AuditEnds" >> beam.FlatMap(lambda t: [(t[1], t[0]), (t[2], t[0])])
+        threshold = self.threshold
+        return ({"doc": survivors | "AuditDocById" >> beam.Map(lambda d: (d.id, d)), "pair": ends}
+                | "AuditJoin" >> beam.CoGroupByKey()
+                | "AuditTexts" >> beam.FlatMap(_audit_pair_texts)
+                | "AuditGroupPair" >> beam.GroupByKey()
+                | "AuditJaccard" >> beam.ParDo(_PairJaccard(self.params))
+                | "AuditCollect" >> beam.combiners.ToList()  # bounded: at most audit_sample_size dicts
+                | "AuditSummary" >> beam.Map(lambda rs: ("audit", _audit_summary(rs, threshold))))
+
+
+def _count_in(doc: Document) -> Document:
+    _counter("dedup.in").inc()
+    return doc
+
+
+def _sorted_bins(counts: Counter) -> dict:
+    return {k: counts[k] for k in sorted(counts, key=lambda b: int(b.split("-")[0]))}
