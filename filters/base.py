@@ -61,6 +61,10 @@ class DocumentFilter:
 
     stage: str = ""
     name: str = ""
+    # Runners also break ``count`` names down per source; a filter whose count names are already
+    # high-cardinality (language labels) turns that off, since per-source x per-label counters
+    # multiply (Dataflow caps the number of counters per job).
+    counts_per_source: bool = True
 
     def __init__(self) -> None:
         self._counts: Counter[str] = Counter()

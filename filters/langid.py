@@ -202,6 +202,7 @@ class FastTextLanguageFilter(DocumentFilter):
 
     stage = STAGE
     name = "fasttext_lid"
+    counts_per_source = False  # 176 labels x sources would multiply counters
 
     def __init__(self, model_path: Optional[str] = None, threshold: float = 0.5,
                  chunk_chars: int = 2000, max_chunks: int = 5,

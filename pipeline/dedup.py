@@ -200,6 +200,7 @@ class _Resolve(beam.DoFn):
             yield from self._reject(doc, "near", final)
         else:
             _counter("dedup.kept").inc()
+            _counter("dedup.bytes_out").inc(len(doc.text.encode("utf-8")))
             yield doc
             yield beam.pvalue.TaggedOutput("survivor", (doc.id, (len(doc.text), _excerpt(doc.text))))
             yield beam.pvalue.TaggedOutput("tally", ("kept", doc.source))
@@ -458,6 +459,7 @@ class Dedup(beam.PTransform):
 
 def _count_in(doc: Document) -> Document:
     _counter("dedup.in").inc()
+    _counter("dedup.bytes_in").inc(len(doc.text.encode("utf-8")))
     return doc
 
 

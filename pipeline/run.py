@@ -343,6 +343,11 @@ def run(inputs: list[str], output: str, config_file: Optional[str] = None, overr
     _move_tree_file(fs.join(work_dir, "config.yaml"), fs.join(output, "config.yaml"))
     _write_text(fs.join(output, "stats.json"), json.dumps(stats, indent=2, ensure_ascii=False))
     _delete_tree(fs.join(output, TMP_DIRNAME))
+    if cfg["output"]["write_report"]:
+        # After stats.json: the report reads the finished run like `polyko report DIR` would.
+        from pipeline.report import write_report
+
+        stats["report"] = write_report(output)
     return stats
 
 
@@ -418,6 +423,8 @@ def _main(args: argparse.Namespace) -> int:
         print(f"polyko run: error: {exc}", file=sys.stderr)
         return 2
     print(_summary(stats, args.output))
+    if stats.get("report"):
+        print(f"report: {stats['report']}")
     return 0
 
 

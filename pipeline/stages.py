@@ -78,7 +78,8 @@ def apply_stage(stage: str, filters: Sequence[DocumentFilter], doc: Document,
     for f in filters:
         for name, n in f.drain_counts().items():
             counters.inc(f"{stage}.count.{name}", n)
-            counters.inc(f"{stage}.source.{source}.count.{name}", n)
+            if f.counts_per_source:
+                counters.inc(f"{stage}.source.{source}.count.{name}", n)
     if result.kept:
         counters.inc(f"{stage}.kept")
         counters.inc(f"{stage}.bytes_out", text_bytes(doc.text))

@@ -110,7 +110,7 @@ def test_counters_and_stats(docs, fnapi_run):
 
 def test_same_result_with_two_workers_multiprocessing(docs, section, tmp_path, fnapi_run):
     multi = _run_dedup(docs, section, tmp_path, [
-        "--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+        "--runner=FnApiRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing"])
     assert multi[0] == fnapi_run[0] and multi[1] == fnapi_run[1]
     assert multi[2][0]["largest_clusters"] == fnapi_run[2][0]["largest_clusters"]
     assert multi[2][0]["audit"] == fnapi_run[2][0]["audit"]

@@ -112,3 +112,40 @@ def test_filter_stage_rejects_filters_of_another_stage():
 def test_build_stage_filters_imports_lazily_and_validates():
     (f,) = build_stage_filters("normalize", {"enabled": True, "unicode_form": "NFC", "strip_html": True})
     assert isinstance(f, NormalizeFilter)
+
+
+def test_high_cardinality_counts_are_not_split_per_source():
+    """A filter with counts_per_source=False (langid's labels) gets global counts only."""
+    from collections import Counter
+
+    from filters.base import KEEP, Document, DocumentFilter
+    from pipeline.stages import apply_stage
+
+    class LabelCounter(DocumentFilter):
+        stage, name, counts_per_source = "langid", "labels", False
+
+        def filter(self, doc):
+            self.count("label.ko")
+            return KEEP
+
+    class MaskCounter(DocumentFilter):
+        stage, name = "langid", "masks"
+
+        def filter(self, doc):
+            self.count("masked.tel")
+            return KEEP
+
+    class Sink:
+        def __init__(self):
+            self.c = Counter()
+
+        def inc(self, name, n=1):
+            self.c[name] += n
+
+    sink = Sink()
+    doc = Document(id="a", text="문의는 고객센터로 해 주세요.", source="nsmc")
+    kept, _ = apply_stage("langid", [LabelCounter(), MaskCounter()], doc, sink)
+    assert kept
+    assert sink.c["langid.count.label.ko"] == 1
+    assert "langid.source.nsmc.count.label.ko" not in sink.c
+    assert sink.c["langid.source.nsmc.count.masked.tel"] == 1
