@@ -148,8 +148,11 @@ def test_output_dir_holding_a_run_is_refused_unless_overwrite(real, tmp_path, ca
         run([str(src)], str(out), overrides=SPINE_ONLY, beam_args=["--runner=FnApiRunner"], progress=False)
     (out / "report.html").write_text("<html>report of the previous run</html>", encoding="utf-8")
     assert polyko(args + ["--overwrite"]) == 0
-    assert not (out / "report.html").exists()  # nothing of the previous run survives
+    # nothing of the previous run survives: the report is this run's (or absent if switched off)
+    report = out / "report.html"
+    assert not report.exists() or "report of the previous run" not in report.read_text(encoding="utf-8")
     stats = load_stats(str(out))
+    assert not report.exists() or stats["run_id"] in report.read_text(encoding="utf-8")
     assert stats["run_id"] != first and stats["documents"]["kept"] == 5
     assert not (out / "_polyko_tmp").exists() and len(read_jsonl_records(str(out / "kept"))) == 5
 

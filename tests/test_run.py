@@ -61,7 +61,11 @@ def test_run_end_to_end_writes_contract_outputs(inputs, tmp_path, capsys):
     assert [(r["id"], r["stage"], r["reason"]) for r in rejected] == [("junk-1", "normalize", "empty")]
     assert read_jsonl_records(str(out / "errors")) == []
     assert (out / "config.yaml").exists() and not (out / "_polyko_tmp").exists()
-    assert "accounting ok" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "accounting ok" in printed
+    # output.write_report (on by default): the run ends with its report, rendered from this run
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert stats["run_id"] in report and f"report: {out / 'report.html'}" in printed
 
 
 def test_parquet_output_and_num_files(inputs, tmp_path):
