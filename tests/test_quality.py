@@ -472,3 +472,135 @@ def test_whole_chain_strips_footer_then_keeps_article():
     assert res.kept and d.text == WIKI[3].strip()
     counts = sum((f.drain_counts() for f in fs), start=__import__("collections").Counter())
     assert counts["boilerplate_lines"] == len(FOOTER)
+
+
+# ----------------------------------------------------------------------------- follow-ups (issue 3)
+def _shared_records(shared_data, name: str, ids: set[str] | None = None) -> dict[str, dict]:
+    out = {}
+    with gzip.open(shared_data / name, "rt", encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            if ids is None or r["id"] in ids:
+                out[r["id"]] = r
+    return out
+
+
+def test_bills_with_form_header_and_blank_line_layout_kept(shared_data):
+    """National Assembly bills: a column-layout form header ("의 안 / 번 호 / 9899"), hard-wrapped
+    prose with a blank line after every line, and a comparison table of "-----" rules."""
+    bills = list(_shared_records(shared_data, "ko_law.jsonl.gz").values())
+    assert len(bills) == 10
+    fs = build_filters({})
+    for r in bills:
+        d = doc(r["text"], r["id"])
+        res = run_filters(fs, d)
+        assert res.kept, (res.reason, r["text"][:60], d.signals.get("quality.newline_word_ratio"))
+        # blank lines do not count as line breaks: hard-wrapped prose is ~4 eojeol per break
+        assert d.signals["quality.newline_word_ratio"] < 0.3
+    # a list is still a list however it is spaced
+    words = " ".join(SENTENCES[:10]).split()
+    for sep in ("\n", "\n\n"):
+        assert verdict(LineStructureFilter(), sep.join(words))[0].reason == "list_ratio"
+
+
+def test_repeated_rules_are_layout_repeated_text_lines_are_not():
+    f = RepetitionFilter()
+    rule = "-" * 28
+    table = "\n".join(x for s in SENTENCES[:12] for x in (s, rule))   # a rule after every sentence
+    v, d = verdict(f, table)
+    assert v.keep and d.signals["quality.dup_line_char_frac"] == 0.0
+    pasted = "\n".join(SENTENCES[:12] + SENTENCES[:3])                  # real lines pasted again
+    assert verdict(f, pasted)[0].reason in ("dup_line_char_frac", "dup_line_frac")
+
+
+def test_symbol_runs_count_once(shared_data):
+    recs = _shared_records(shared_data, "ko_comments.jsonl.gz",
+                           {"kocohub-unlabeled5-20376", "kocohub-unlabeled5-29126"})
+    ellipses = recs["kocohub-unlabeled5-20376"]["text"]    # "…하아..........미우새보고 음...어..."
+    hearts = recs["kocohub-unlabeled5-29126"]["text"]      # "영웅이는 뭘하든 좋다❤️❤️❤️…" (41 hearts)
+    f = SymbolDigitFilter()
+    v, d = verdict(f, ellipses)
+    assert v.keep and d.signals["quality.symbol_ratio"] < 0.3
+    assert verdict(f, ellipses.replace("...", "…"))[0].keep
+    # a longer real comment followed by a held-down emoji or "!" key survives the whole chain
+    fs = build_filters({})
+    for tail, kept_tail in (("😂" * 30, "😂😂"), ("❤️" * 30, "❤️❤️"), ("!" * 40, "!!!")):
+        d = doc(COMMENTS[0] + tail)
+        res = run_filters(fs, d)
+        assert res.kept, (res.reason, tail[:2])
+        assert d.text == COMMENTS[0] + kept_tail
+    # different symbols in a row keep their full weight: dividers and tables still go
+    divider = "★☆■□▶◀●○◆※→▲▼★☆■□▶◀●○"
+    decorated = "\n".join(x for s in SENTENCES[:6] for x in (divider, divider, s))
+    assert verdict(f, decorated)[0].reason == "symbol_ratio"
+    # 41 hearts after ten characters: collapsed to two, the rest is too short to be a document
+    v, d = verdict(EmoticonCollapser(), hearts)
+    assert d.text == "영웅이는 뭘하든 좋다❤️❤️" and d.signals["quality.emoticon_runs_collapsed"] == 1
+    assert run_filters(build_filters({}), doc(hearts)).reason == "too_short_chars"
+
+
+def test_trailing_wiki_category_links_removed_not_dropped():
+    titles = [r["title"] for r in DATA["wiki"]][:8]
+    article = min(WIKI, key=len)   # a short article, like the kowiki stubs that carry 8 categories
+    links = ["[[분류:" + t + "]]" for t in titles] + ["[[en:" + titles[0] + "]] [[ja:" + titles[1] + "]]"]
+    fs = build_filters({})
+    d = doc(article + "\n" + "\n".join(links) + "\n")
+    res = run_filters(fs, d)
+    assert res.kept and d.text == article.strip()
+    assert d.signals["quality.wiki_link_lines"] == len(links)
+    assert d.signals["quality.markup_char_frac"] == 0.0
+    counts = sum((f.drain_counts() for f in fs), start=__import__("collections").Counter())
+    assert counts["wiki_link_lines"] == len(links)
+    # only the trailing block: links inside the text stay for the markup filter to judge
+    inline = "\n".join(links[:4]) + "\n" + article
+    v, d = verdict(BoilerplateRemover(), inline)
+    assert v.keep and d.text == inline and d.signals["quality.wiki_link_lines"] == 0
+    d = doc(inline)
+    run_filters(build_filters({}), d)
+    assert d.signals["quality.markup_char_frac"] > 0
+    # switched off: the article is dropped for its markup, as before
+    off = build_filters({"boilerplate": {"strip_trailing_wiki_links": False}})
+    assert run_filters(off, doc(article + "\n" + "\n".join(links))).reason == "markup"
+    # a page that is nothing but links is left empty
+    assert verdict(BoilerplateRemover(), "\n".join(links))[0].reason == "boilerplate_only"
+
+
+def test_length_is_measured_after_laughter_is_collapsed():
+    """Decision (docs/quality.md): a comment whose length is mostly laughter is not a document."""
+    short = next(t for t in SHORT if 15 <= len(t.replace(" ", "")) < 40)
+    padded = short + " " + "ㅋ" * 60
+    assert len(padded.replace(" ", "")) >= 60
+    res = run_filters(build_filters({}), doc(padded))
+    assert res.reason == "too_short_chars"
+
+
+def test_python_docstrings_and_import_lists_are_code(source_files, shared_data):
+    f = CodeMarkupFilter()
+    src = _shared_records(shared_data, "other_lang.jsonl.gz",
+                          {"code-kss_code-kss/_modules/keywords/extract_keywords.py"})
+    lines = next(iter(src.values()))["text"].split("\n")
+    start = next(i for i, ln in enumerate(lines) if ln.strip().startswith("min_word_count: int"))
+    window = "\n".join(lines[start:start + 40])      # signature tail + Google-style docstring
+    v, d = verdict(f, window)
+    assert v.reason == "code", d.signals
+    for line in ('"""', "Args:", "Returns:", "text (Union[str, List[str]): single text or list of texts",
+                 "List[str]: list of keywords", ") -> Union[List[str], List[Tuple[str, float]]]:",
+                 ">>> from kss import Kss", "or self._ef()"):
+        assert CodeMarkupFilter.is_code_line(line), line
+    # a parenthesised import list is code up to its closing parenthesis, last name included
+    imports = ["from kss._modules.g2p.rules import (", "jyeo,", "palatalize,", "modifying_rieul", ")"]
+    assert CodeMarkupFilter.count_code_lines(imports) == 5
+    assert CodeMarkupFilter.count_code_lines(imports + SENTENCES[:5]) == 5
+    # English or Korean prose in the same shape is not code
+    assert not CodeMarkupFilter.is_code_line("Seoul (city): the capital and largest city of Korea")
+    assert not CodeMarkupFilter.is_code_line("주의사항 (중요): 반드시 읽어 주세요")
+
+
+def test_quality_stats_use_text_stats_character_classes(shared_data):
+    from filters.text_stats import text_stats
+    texts = WIKI[:20] + REVIEWS[:20] + COMMENTS[:20] + ["① 첫째 ② 둘째 ²³ ㅋㅋㅋ ㅠㅠ \u3164 한글", "ᄒᆞᆫ글 옛한글 ꥠ ힰ"]
+    for t in texts:
+        s, ts = DocStats(t), text_stats(t)
+        assert (s.n_hangul, s.n_syllables, s.n_jamo, s.n_letters, s.n_digits) == \
+               (ts.hangul, ts.hangul_syllables, ts.jamo, ts.letters, ts.digits), t[:40]
+        assert s.n_nonspace == ts.chars - ts.whitespace

@@ -98,35 +98,65 @@ def remove_boilerplate(text: str, max_line_chars: int = 120) -> tuple[str, int]:
     return ("\n".join(kept).strip(), removed) if removed else (text, 0)
 
 
+# A line made only of wiki links: MediaWiki categories, files and interlanguage links
+# ("[[분류:대한민국의 남자 성우]]", "[[en:Seoul]]") that wiki extractors leave after the article.
+_WIKI_LINK_LINE = re.compile(r"(?:[ \t]*\[\[[^\[\]\n]{1,300}\]\])+[ \t]*")
+
+
+def strip_trailing_wiki_links(text: str) -> tuple[str, int]:
+    """Return ``(text without its trailing block of wiki-link lines, lines removed)``.
+
+    Only the block at the END is removed: that is where a wiki page keeps its category and
+    language links (page metadata, not content). Links inside the text are the markup filter's
+    business, so a dump of templates and links is still judged as markup.
+    """
+    if not text.rstrip().endswith("]]"):
+        return text, 0
+    lines = text.split("\n")
+    end, removed = len(lines), 0
+    while end and (not lines[end - 1].strip() or _WIKI_LINK_LINE.fullmatch(lines[end - 1])):
+        removed += bool(lines[end - 1].strip())
+        end -= 1
+    return ("\n".join(lines[:end]).rstrip(), removed) if removed else (text, 0)
+
+
 class BoilerplateRemover(DocumentFilter):
-    """Removes Korean news/blog boilerplate lines; drops only a document left empty."""
+    """Removes Korean news/blog boilerplate lines and the trailing wiki category/language
+    links of wiki pages; drops only a document left empty."""
 
     stage = "quality"
     name = "boilerplate"
 
-    def __init__(self, max_line_chars: int = 120) -> None:
+    def __init__(self, max_line_chars: int = 120, strip_trailing_wiki_links: bool = True) -> None:
         super().__init__()
         self.max_line_chars = max_line_chars
+        self.strip_wiki_links = strip_trailing_wiki_links
 
     def filter(self, doc: Document) -> Verdict:
         n_lines_before = doc.text.count("\n") + 1
-        text, removed = remove_boilerplate(doc.text, self.max_line_chars)
+        text, wiki_links = strip_trailing_wiki_links(doc.text) if self.strip_wiki_links else (doc.text, 0)
+        text, removed = remove_boilerplate(text, self.max_line_chars)
         doc.signals["quality.boilerplate_lines"] = removed
         doc.signals["quality.boilerplate_line_frac"] = round(removed / n_lines_before, 4)
-        if removed:
+        doc.signals["quality.wiki_link_lines"] = wiki_links
+        if removed or wiki_links:
             doc.text = text
             self.count("boilerplate_lines", removed)
-        if removed and not doc.text.strip():
+            self.count("wiki_link_lines", wiki_links)
+        if (removed or wiki_links) and not doc.text.strip():
             return drop("boilerplate_only")  # an empty input is the length filter's business
         return KEEP
 
 
 # Runs of one jamo/emoticon unit: ㅋㅋㅋㅋ, ㅎㅎㅎ, ㅠㅠㅠ, ㅜㅜㅜ, ㄷㄷㄷ, ㅇㅇㅇ, ^^^^, ;;;;, ~~~~, !!!!
 _RUN_UNITS = "ㄱ-ㅎㅏ-ㅣ^;~!?.♥♡ㅡ"
+# Emoji and pictographs, with the variation selector that makes "❤️" one unit of two code points:
+# "좋다❤️❤️❤️❤️❤️" and "😂😂😂😂" are the same held-down key as "ㅋㅋㅋㅋ".
+_EMOJI = "\U0001f000-\U0001faff\u2600-\u27bf\u2b50\u2b55"
 
 
 def collapse_emoticons(text: str, max_run: int = 2) -> tuple[str, int]:
-    """Shorten runs of the same jamo or emoticon character to ``max_run`` ("ㅋㅋㅋㅋㅋ" -> "ㅋㅋ").
+    """Shorten runs of the same jamo, emoticon character or emoji to ``max_run`` ("ㅋㅋㅋㅋㅋ" -> "ㅋㅋ").
 
     Dots are kept up to three ("..." stays an ellipsis) whatever ``max_run`` is.
     Returns the new text and the number of runs collapsed.
@@ -137,11 +167,12 @@ def collapse_emoticons(text: str, max_run: int = 2) -> tuple[str, int]:
     def repl(m: re.Match[str]) -> str:
         nonlocal n
         ch = m.group(1)
+        unit = ch + m.group(2)  # "❤️" is "❤" and a variation selector
         keep = max(max_run, 3) if ch in ".!?" else max_run
-        if len(m.group(0)) <= keep:
+        if len(m.group(0)) <= keep * len(unit):
             return m.group(0)
         n += 1
-        return ch * keep
+        return unit * keep
 
     return pattern.sub(repl, text), n
 
@@ -151,7 +182,9 @@ _PATTERNS: dict[int, re.Pattern[str]] = {}
 
 def _run_pattern(max_run: int) -> re.Pattern[str]:
     if max_run not in _PATTERNS:
-        _PATTERNS[max_run] = re.compile(f"([{_RUN_UNITS}])\\1{{{max_run},}}")
+        # One character class, the variation selector captured apart (not an alternation): the
+        # regex engine then skips over Hangul at C speed (3x faster on kowiki than an alternation).
+        _PATTERNS[max_run] = re.compile(f"([{_RUN_UNITS}{_EMOJI}])(\ufe0f?)(?:\\1\\2){{{max_run},}}")
     return _PATTERNS[max_run]
 
 

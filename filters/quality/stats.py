@@ -23,14 +23,17 @@ from functools import cached_property
 from itertools import compress
 
 from filters.base import Document
+# The character classes are filters.text_stats' own patterns (language ID uses them too), so the
+# quality stage's Hangul share is exactly filters.text_stats.hangul_letter_ratio: syllables and the
+# assigned jamo code points; letters are alphabetic characters without numerals such as ① or ².
+from filters.text_stats import _DIGIT_RUN as _DIGIT
+from filters.text_stats import _JAMO_RUN as _JAMO
+from filters.text_stats import _LETTER_RUN as _LETTER
+from filters.text_stats import _SYLLABLE_RUN as _SYLLABLE
 
-# Hangul: precomposed syllables and every jamo block (same ranges as filters.text_stats).
-_SYLLABLE = re.compile("[\uac00-\ud7a3]+")
-_JAMO = re.compile("[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\ud7b0-\ud7ff\uffa0-\uffdc]+")
-# Letters: \w minus digits and underscore, i.e. alphabetic characters of any script.
-_LETTER = re.compile(r"[^\W\d_]+")
-_DIGIT = re.compile(r"\d+")
-_SPACE = re.compile(r"\s+")
+# A run of one repeated symbol ("......", "!!!!", "❤️❤️❤️", "😂😂😂"): a character that is not a
+# letter, digit, "_" or space, with an optional emoji variation selector, repeated.
+_SYMBOL_REPEAT = re.compile("([^\\w\\s]\ufe0f?)\\1+")
 
 
 def _count(pattern: re.Pattern[str], text: str) -> int:
@@ -51,22 +54,19 @@ class DocStats:
         return len(self.text)
 
     @cached_property
-    def n_space(self) -> int:
-        return _count(_SPACE, self.text)
+    def n_nonspace(self) -> int:
+        # str.split() splits on exactly the characters re's \s matches (str.isspace), so the
+        # eojeol already hold every non-space character: no second scan of the text.
+        return self.n_word_chars
 
     @cached_property
-    def n_nonspace(self) -> int:
-        return self.n_chars - self.n_space
+    def n_space(self) -> int:
+        return self.n_chars - self.n_nonspace
 
     @cached_property
     def n_letters(self) -> int:
-        # Jamo of the Hangul Jamo blocks are letters for this purpose even where Unicode
-        # classes a filler as non-letter: "ㅋㅋㅋ" must count as 100 % Hangul letters.
-        return _count(_LETTER, self.text) + self._n_nonletter_jamo
-
-    @cached_property
-    def _n_nonletter_jamo(self) -> int:
-        return sum(1 for run in _JAMO.findall(self.text) for ch in run if not ch.isalpha())
+        # Every jamo filters.text_stats counts is also a letter there ("ㅋㅋㅋ" is 100 % Hangul).
+        return _count(_LETTER, self.text)
 
     @cached_property
     def n_syllables(self) -> int:
@@ -88,6 +88,13 @@ class DocStats:
     def n_symbols(self) -> int:
         """Non-space characters that are neither letters nor digits (punctuation, emoji …)."""
         return max(0, self.n_nonspace - self.n_letters - self.n_digits)
+
+    @cached_property
+    def n_symbol_repeats(self) -> int:
+        """Characters that only repeat the symbol before them: 7 in "........" (8 dots), 4 in
+        "❤️❤️❤️" (two code points per heart). A run of one symbol is one mark of punctuation or
+        one emoticon however long it is typed."""
+        return sum(len(m.group(0)) - len(m.group(1)) for m in _SYMBOL_REPEAT.finditer(self.text))
 
     @cached_property
     def hangul_letter_ratio(self) -> float:
@@ -171,11 +178,18 @@ class DocStats:
         return min(1.0, repeated / self.n_chars)
 
     @cached_property
+    def text_lines(self) -> list[str]:
+        """Non-empty lines with at least one letter. Rules ("-----"), page numbers ("- 3 -") and
+        table cells of numbers are layout: a form or a table repeats them by construction."""
+        has_letter = _LETTER.search
+        return [ln for ln in self.lines if has_letter(ln)]
+
+    @cached_property
     def dup_line_counts(self) -> tuple[int, int]:
-        """(number of lines that repeat an earlier line, characters in those lines)."""
+        """(number of text lines that repeat an earlier one, characters in those lines)."""
         seen: set[str] = set()
         dup = dup_chars = 0
-        for ln in self.lines:
+        for ln in self.text_lines:
             if ln in seen:
                 dup += 1
                 dup_chars += len(ln)
