@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 import unicodedata
 
 from filters.base import KEEP, Document, DocumentFilter, Verdict, drop
@@ -78,8 +79,33 @@ def remove_control_chars(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     # Line/paragraph separators are Zl/Zp: make them ordinary newlines.
     text = text.replace("\u2028", "\n").replace("\u2029", "\n").replace("\x85", "\n")
-    return "".join(ch for ch in text
-                   if ch in _KEEP_CONTROL or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co"))
+    return _control_chars_re().sub("", text)
+
+
+_CONTROL_RE: "re.Pattern[str] | None" = None
+
+
+def _control_chars_re() -> "re.Pattern[str]":
+    """One character class of every Cc/Cf/Cs/Co code point except ``_KEEP_CONTROL``.
+
+    Built once per process (~0.2 s over all of Unicode) so removal is one C-level ``re.sub``
+    instead of a ``unicodedata.category`` call per character: 8x faster on the benchmark corpus
+    (docs/benchmarks.md, End-to-end), identical output.
+    """
+    global _CONTROL_RE
+    if _CONTROL_RE is None:
+        ranges, start = [], None
+        for cp in range(sys.maxunicode + 2):
+            bad = (cp <= sys.maxunicode and chr(cp) not in _KEEP_CONTROL
+                   and unicodedata.category(chr(cp)) in ("Cc", "Cf", "Cs", "Co"))
+            if bad and start is None:
+                start = cp
+            elif not bad and start is not None:
+                ranges.append((start, cp - 1))
+                start = None
+        _CONTROL_RE = re.compile("[" + "".join(f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}"
+                                                for a, b in ranges) + "]")
+    return _CONTROL_RE
 
 
 def _build_lone_jamo_table() -> dict[int, str]:

@@ -448,7 +448,13 @@ class Dedup(beam.PTransform):
                   | "AuditPairs" >> beam.FlatMap(lambda top: top))
         ends = sample | "AuditEnds" >> beam.FlatMap(lambda t: [(t[1], t[0]), (t[2], t[0])])
         threshold = self.threshold
-        return ({"doc": survivors | "AuditDocById" >> beam.Map(lambda d: (d.id, d)), "pair": ends}
+        # Only the (at most 2 x audit_sample_size) sampled documents go into the join: shipping every
+        # survivor through a CoGroupByKey for a 1,000-pair sample cost a full extra shuffle of the
+        # corpus (docs/benchmarks.md, End-to-end).
+        wanted = beam.pvalue.AsDict(ends | "AuditWantedIds" >> beam.Map(lambda e: (e[0], True)))
+        sampled_docs = survivors | "AuditDocById" >> beam.FlatMap(
+            lambda d, ids: [(d.id, d)] if d.id in ids else [], ids=wanted)
+        return ({"doc": sampled_docs, "pair": ends}
                 | "AuditJoin" >> beam.CoGroupByKey()
                 | "AuditTexts" >> beam.FlatMap(_audit_pair_texts)
                 | "AuditGroupPair" >> beam.GroupByKey()
