@@ -599,8 +599,11 @@ def to_json_line(record: Mapping[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
-class WriteJsonl(beam.PTransform):
-    """Records (dicts) -> ``<dir>/part-SSSSS-of-NNNNN.jsonl.gz``, counting each written record."""
+class _CountingWrite(beam.PTransform):
+    """Records (dicts) -> files under ``directory``, counting each written record in ``counter``
+    (the accounting cross-check reads it). Subclasses convert a record and name the sink."""
+
+    convert_label = "Convert"
 
     def __init__(self, directory: str, counter: str, num_shards: int = 0) -> None:
         super().__init__()
@@ -608,18 +611,35 @@ class WriteJsonl(beam.PTransform):
         self.counter = counter
         self.num_shards = num_shards
 
+    @staticmethod
+    def convert(rec: Mapping[str, Any]) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sink(self, prefix: str) -> beam.PTransform:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def expand(self, pcoll):
         counter = Metrics.counter(NAMESPACE, self.counter)
+        convert = self.convert
 
-        def encode(rec):
+        def count_and_convert(rec):
             counter.inc()
-            return to_json_line(rec)
+            return convert(rec)
 
         return (pcoll
-                | "Encode" >> beam.Map(encode)
-                | "Write" >> beam.io.WriteToText(
-                    FileSystems.join(self.directory, "part"), file_name_suffix=".jsonl.gz",
-                    num_shards=self.num_shards, compression_type=CompressionTypes.GZIP))
+                | self.convert_label >> beam.Map(count_and_convert)
+                | "Write" >> self.sink(FileSystems.join(self.directory, "part")))
+
+
+class WriteJsonl(_CountingWrite):
+    """Records (dicts) -> ``<dir>/part-SSSSS-of-NNNNN.jsonl.gz``."""
+
+    convert_label = "Encode"
+    convert = staticmethod(to_json_line)
+
+    def sink(self, prefix: str) -> beam.PTransform:
+        return beam.io.WriteToText(prefix, file_name_suffix=".jsonl.gz", num_shards=self.num_shards,
+                                   compression_type=CompressionTypes.GZIP)
 
 
 def parquet_schema():
@@ -629,29 +649,20 @@ def parquet_schema():
                       ("metadata", pa.string()), ("signals", pa.string())])
 
 
-class WriteKeptParquet(beam.PTransform):
+class WriteKeptParquet(_CountingWrite):
     """Kept records -> Parquet with metadata/signals as JSON strings (their keys vary per input)."""
 
-    def __init__(self, directory: str, counter: str, num_shards: int = 0) -> None:
-        super().__init__()
-        self.directory = directory
-        self.counter = counter
-        self.num_shards = num_shards
+    convert_label = "ToRow"
 
-    def expand(self, pcoll):
-        counter = Metrics.counter(NAMESPACE, self.counter)
+    @staticmethod
+    def convert(rec: Mapping[str, Any]) -> dict:
+        return {"id": rec["id"], "text": rec["text"], "source": rec["source"],
+                "metadata": to_json_line(rec.get("metadata") or {}),
+                "signals": to_json_line(rec.get("signals") or {})}
 
-        def to_row(rec):
-            counter.inc()
-            return {"id": rec["id"], "text": rec["text"], "source": rec["source"],
-                    "metadata": to_json_line(rec.get("metadata") or {}),
-                    "signals": to_json_line(rec.get("signals") or {})}
-
-        return (pcoll
-                | "ToRow" >> beam.Map(to_row)
-                | "Write" >> beam.io.WriteToParquet(
-                    FileSystems.join(self.directory, "part"), parquet_schema(),
-                    file_name_suffix=".parquet", num_shards=self.num_shards))
+    def sink(self, prefix: str) -> beam.PTransform:
+        return beam.io.WriteToParquet(prefix, parquet_schema(), file_name_suffix=".parquet",
+                                      num_shards=self.num_shards)
 
 
 def read_jsonl_records(directory: str) -> list[dict]:
