@@ -20,10 +20,16 @@ abstract, or an English page with a Korean menu, is then judged by its body.
 Signals written on every document: ``langid.label`` (top combined label, ISO code without the
 ``__label__`` prefix, ``"und"`` when the text has no letters), ``langid.score`` (its combined
 probability), ``langid.ko_score`` (combined probability of Korean, for replaying thresholds) and
-``langid.hangul_ratio`` (Hangul share of letters, from ``filters.text_stats``).
+``langid.hangul_ratio`` (Hangul share of letters, from ``filters.text_stats``), and
+``langid.method`` (``"fasttext"`` or ``"script"``, see below).
 
 Decision: keep when the combined top label is ``ko`` with score ≥ ``threshold``, or when at least
-``hangul_keep_ratio`` of the letters are Hangul.  The second rule exists because the quantised
+``hangul_keep_ratio`` of the letters are Hangul.  The Hangul share is computed first: when it
+alone keeps the document the model cannot change the outcome, so by default (``score_all:
+false``) fastText is not run on it and the document carries ``langid.method = "script"`` and no
+``label``/``score``/``ko_score``.  On web-scale Korean input that is most documents, and it
+removed about two thirds of this stage's time (docs/benchmarks.md, End-to-end); ``score_all:
+true`` scores every document (full score histograms in the report, at that cost).  The second rule exists because the quantised
 ``lid.176.ftz`` has no usable features for many short Korean strings: "좋아요", "굿", "축하합니다!!"
 come back as ``en`` 0.12 (its prior), "행복하세요~^^" as ``eo`` 0.97.  Hangul is written for Korean
 only, so a text whose letters are (almost) all Hangul is Korean whatever the model says; whether
@@ -41,7 +47,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from filters.base import KEEP, Document, DocumentFilter, Verdict, drop
-from filters.text_stats import text_stats
+from filters.text_stats import hangul_and_letter_counts
 
 __all__ = [
     "default_model_path", "load_model", "model_load_count", "split_chunks", "select_chunks",
@@ -197,7 +203,9 @@ class FastTextLanguageFilter(DocumentFilter):
     Drop reasons: ``no_letters`` (nothing to identify), ``not_ko`` (another language wins),
     ``low_score`` (Korean wins but below the threshold: mixed or too short to be sure).
     ``count("label.<code>")`` records the top label of every document for the run report and
-    ``count("kept_by_script")`` the documents only the Hangul rule kept.
+    ``count("kept_by_script")`` the documents only the Hangul rule kept (the model was run and
+    disagreed; only with ``score_all``), ``count("decided_by_script")`` the documents the Hangul
+    rule kept without running the model.
     """
 
     stage = STAGE
@@ -207,7 +215,7 @@ class FastTextLanguageFilter(DocumentFilter):
     def __init__(self, model_path: Optional[str] = None, threshold: float = 0.5,
                  chunk_chars: int = 2000, max_chunks: int = 5,
                  hangul_keep_ratio: float = 0.9,
-                 keep_labels: tuple[str, ...] = ("ko",)) -> None:
+                 keep_labels: tuple[str, ...] = ("ko",), score_all: bool = False) -> None:
         super().__init__()
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"langid threshold must be in [0, 1], got {threshold}")
@@ -219,6 +227,7 @@ class FastTextLanguageFilter(DocumentFilter):
         self.max_chunks = max_chunks
         self.hangul_keep_ratio = hangul_keep_ratio
         self.keep_labels = tuple(keep_labels)
+        self.score_all = score_all
         self._model = None
 
     def setup(self) -> None:
@@ -233,10 +242,17 @@ class FastTextLanguageFilter(DocumentFilter):
         return state
 
     def filter(self, doc: Document) -> Verdict:
-        stats = text_stats(doc.text)
-        hangul_ratio = stats.ratio(stats.hangul, stats.letters)
+        hangul, letters = hangul_and_letter_counts(doc.text)
+        hangul_ratio = hangul / letters if letters else 0.0
         doc.signals["langid.hangul_ratio"] = round(hangul_ratio, 4)
-        if stats.letters == 0:
+        kept_by_script = bool(letters) and hangul_ratio >= self.hangul_keep_ratio
+        if kept_by_script and not self.score_all:
+            # The model cannot change this outcome (see the module docstring): skip it.
+            doc.signals["langid.method"] = "script"
+            self.count("decided_by_script")
+            return KEEP
+        doc.signals["langid.method"] = "fasttext"
+        if letters == 0:
             label, score, ko_score = "und", 0.0, 0.0
         else:
             label, score, ko_score = predict_language(
@@ -247,7 +263,7 @@ class FastTextLanguageFilter(DocumentFilter):
         self.count(f"label.{label}")
         if label in self.keep_labels and score >= self.threshold:
             return KEEP
-        if stats.letters and hangul_ratio >= self.hangul_keep_ratio:
+        if kept_by_script:
             self.count("kept_by_script")
             return KEEP
         if label == "und":
@@ -267,4 +283,5 @@ def build_filters(section: dict) -> list[DocumentFilter]:
         chunk_chars=int(section.get("chunk_chars", 2000)),
         max_chunks=int(section.get("max_chunks", 5)),
         hangul_keep_ratio=float(section.get("hangul_keep_ratio", 0.9)),
+        score_all=bool(section.get("score_all", False)),
     )]

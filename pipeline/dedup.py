@@ -1,18 +1,23 @@
-"""The dedup stage as a Beam graph: exact hash groups, MinHash LSH buckets, distributed connected
-components (large-star / small-star rounds), survivor join, audit and stats.
+"""The dedup stage as a Beam graph: fingerprints, exact hash groups, MinHash LSH buckets,
+distributed connected components (large-star / small-star rounds), one join of the documents with
+their verdicts, audit and stats.
 
-    docs ─ExactKey─GBK─ExactSurvivor─┬─ survivors ─Signatures─(band key, node)─GBK─BucketEdges─DistinctEdges
-                                     │                                     (verified star per bucket, capped)   │
-                                     │       CC/Round00..NN: LargeStar (GBK) → SmallStar (GBK)  ◄──────┘
-                                     │                        │
-                                     │                  CC/Converge (GBK): label per node, unconverged count
-                                     └─ exact dups ──► Resolve (CoGBK by id: doc, near label, exact dups)
-                                                         ├─ kept / rejected (duplicate_of = final survivor)
-                                                         └─ stats: clusters, audit, caps → one dict
+    docs ─┬─ Batch ─ Fingerprints: (exact key, (node, 8-bit sketch, band keys)) per document
+          │            └─ ExactGroup (GBK) ─ ExactSurvivor ─┬─ survivors ─ Bands ─ BandGroup (GBK)
+          │                                                 │    ─ BucketEdges (verified star, capped)
+          │                                                 │    ─ DistinctEdges ─ CC/Round00..NN ─ CC/Converge
+          │                                                 │                         │ near labels
+          │                                                 └─ exact dups ─ FinalSurvivor (CoGBK) ─ verdicts
+          └─ DocById ──────────────────────────────────────────────────────► JoinById (CoGBK) ─ Resolve
+                                                                  kept / rejected (duplicate_of = final survivor)
+                                                                  stats: clusters, audit, caps → one dict
 
-No step gathers all edges or signatures in one place: every grouping is keyed by a document,
-a band key or an edge; the only global combines are bounded (counts, a size histogram, the top-k
-clusters, a fixed-size audit sample).  The per-node logic lives in ``dedup.components``.
+The documents themselves cross one shuffle (``JoinById``): everything before it moves only the
+fixed-size fingerprints computed next to the quality stage, so exact and near dedup cost the
+runner a few hundred bytes per document, not the text (docs/benchmarks.md, End-to-end).  No step
+gathers all edges or signatures in one place: every grouping is keyed by a document, a band key
+or an edge; the only global combines are bounded (counts, a size histogram, the top-k clusters, a
+fixed-size audit sample).  The per-node logic lives in ``dedup.components``.
 """
 from __future__ import annotations
 
@@ -38,10 +43,42 @@ def _counter(name: str):
     return Metrics.counter(NS, name)
 
 
-# ---------------------------------------------------------------- exact
+# ---------------------------------------------------------------- fingerprints and exact groups
+
+class _Fingerprints(beam.DoFn):
+    """A batch of documents → ``(exact key, (node, 8-bit sketch, band keys))`` per document.
+
+    Everything dedup needs from the text, computed once where the text already is; the batch's
+    MinHash signatures are one matrix.  A document without shingles gets no band keys (it can
+    still be an exact duplicate).
+    """
+
+    def __init__(self, params: MinHashParams, near: bool):
+        self.params = params
+        self.near = near
+        self.hasher = None
+
+    def setup(self):
+        self.hasher = MinHasher(self.params)
+
+    def process(self, batch):
+        if self.near:
+            shingles = [self.hasher.shingles(d.text) for d in batch]
+            sigs = self.hasher.signatures(shingles)
+            empty = _counter("dedup.count.no_shingles")
+        for i, d in enumerate(batch):
+            sketch, bands = b"", ()
+            if self.near:
+                if len(shingles[i]):
+                    sketch, bands = bbit_sketch(sigs[i]), tuple(self.hasher.band_keys(sigs[i]))
+                else:
+                    empty.inc()
+            yield exact_key(d.text), (node_key(d.id, d.text), sketch, bands)
+
 
 class _ExactSurvivor(beam.DoFn):
-    """One exact-hash group → its survivor (main output) and ``(survivor id, dup)`` pairs."""
+    """One exact-hash group of fingerprints → the survivor's fingerprint (main output) and
+    ``(survivor id, duplicate id)`` for the others."""
 
     DUPS = "exact_dups"
 
@@ -49,40 +86,32 @@ class _ExactSurvivor(beam.DoFn):
         _, members = element
         # two streaming passes over the grouped values (Beam's GBK results are re-iterable), so a
         # hot key -- a million copies of "굿" -- is never held in memory as a list
-        best = min(node_key(d.id, d.text) for d in members)
+        best = min(m[0] for m in members)
         emitted = False
-        for d in members:
-            if not emitted and node_key(d.id, d.text) == best:
+        for m in members:
+            if not emitted and m[0] == best:
                 emitted = True
-                yield d
+                yield m
             else:
-                yield beam.pvalue.TaggedOutput(self.DUPS, (best[1], d))
+                yield beam.pvalue.TaggedOutput(self.DUPS, (best[1], m[0][1]))
 
 
-# ---------------------------------------------------------------- signatures and buckets
+def _band_members(fingerprint):
+    node, sketch, bands = fingerprint
+    for key in bands:
+        yield key, (node, sketch)
 
-class _Signatures(beam.DoFn):
-    """A batch of documents → ``(band key, (node, 8-bit sketch))`` per band; the batch's signatures
-    are computed as one matrix."""
 
-    def __init__(self, params: MinHashParams):
-        self.params = params
-        self.hasher = None
-
-    def setup(self):
-        self.hasher = MinHasher(self.params)
-
-    def process(self, batch):
-        shingles = [self.hasher.shingles(d.text) for d in batch]
-        sigs = self.hasher.signatures(shingles)
-        empty = _counter("dedup.count.no_shingles")
-        for d, sh, sig in zip(batch, shingles, sigs):
-            if len(sh) == 0:
-                empty.inc()
-                continue
-            member = (node_key(d.id, d.text), bbit_sketch(sig))
-            for key in self.hasher.band_keys(sig):
-                yield key, member
+def _verdicts(element):
+    """Exact-group survivor id with its near label (if it was removed) and its exact duplicates →
+    ``(doc id, (reason, final survivor id))`` for every removed document."""
+    survivor_id, groups = element
+    near = list(groups["near"])
+    final = near[0] if near else survivor_id
+    if near:
+        yield survivor_id, ("near", final)
+    for dup_id in groups["dups"]:
+        yield dup_id, ("exact", final)
 
 
 class _BucketEdges(beam.DoFn):
@@ -180,32 +209,32 @@ def _excerpt(text: str) -> str:
 
 
 class _Resolve(beam.DoFn):
-    """Per document id: the doc, its near-dup label (if removed) and the exact dups it survived.
+    """Per document id: the document and its verdict (none: kept).
 
     Outputs: main = kept Document; ``rejected`` records; ``member`` = ``(survivor id, member
     summary)`` for every removed doc; ``survivor`` = ``(id, excerpt)`` for kept docs; ``tally`` =
-    (reason, source) for the stats counts.
+    (reason, source) for the stats counts; ``audit`` = ``(pair key, (id, text))`` for the documents
+    in the audit sample (a side input of at most 2 x audit_sample_size ids).
     """
 
-    def process(self, element):
+    def process(self, element, audit_ids):
         doc_id, groups = element
         docs = list(groups["doc"])
-        labels = list(groups["label"])
-        if not docs:  # a label or exact dup without its document cannot happen; keep ids honest
+        if not docs:  # a verdict without its document cannot happen; keep ids honest
             return
         doc = docs[0]
-        final = doc.id
-        if labels:
-            final = labels[0]
-            yield from self._reject(doc, "near", final)
+        verdicts = list(groups["verdict"])
+        if verdicts:
+            reason, final = verdicts[0]
+            yield from self._reject(doc, reason, final)
         else:
             _counter("dedup.kept").inc()
             _counter("dedup.bytes_out").inc(len(doc.text.encode("utf-8")))
             yield doc
             yield beam.pvalue.TaggedOutput("survivor", (doc.id, (len(doc.text), _excerpt(doc.text))))
             yield beam.pvalue.TaggedOutput("tally", ("kept", doc.source))
-        for _, dup in groups["exact"]:
-            yield from self._reject(dup, "exact", final)
+        for pair_key in audit_ids.get(doc_id, ()):
+            yield beam.pvalue.TaggedOutput("audit", (pair_key, (doc_id, doc.text)))
 
     def _reject(self, doc: Document, reason: str, survivor: str):
         _counter(f"dedup.drop.{reason}").inc()
@@ -281,15 +310,6 @@ def _tally_stats(counts: Counter) -> dict:
                            for s, c in sorted(per_source.items())}}
 
 
-def _audit_pair_texts(element):
-    doc_id, groups = element
-    docs = list(groups["doc"])
-    if not docs:
-        return
-    for pair_key in groups["pair"]:
-        yield pair_key, (doc_id, docs[0].text)
-
-
 class _PairJaccard(beam.DoFn):
     def __init__(self, params: MinHashParams):
         self.params = params
@@ -359,22 +379,24 @@ class Dedup(beam.PTransform):
                     "stats": p | "DisabledStats" >> beam.Create([{"enabled": False}])}
 
         docs = docs | "CountIn" >> beam.Map(_count_in)
-
+        near = bool(section.get("near", True))
+        prints = (docs
+                  | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
+                  | "Fingerprints" >> beam.ParDo(_Fingerprints(self.params, near)))
         if section.get("exact", True):
-            exact = (docs
-                     | "ExactKey" >> beam.Map(lambda d: (exact_key(d.text), d))
+            exact = (prints
                      | "ExactGroup" >> beam.GroupByKey()
                      | "ExactSurvivor" >> beam.ParDo(_ExactSurvivor()).with_outputs(
                          _ExactSurvivor.DUPS, main="survivors"))
             survivors, exact_dups = exact.survivors, exact[_ExactSurvivor.DUPS]
         else:
-            survivors, exact_dups = docs, p | "NoExactDups" >> beam.Create([])
+            survivors = prints | "NoExactKey" >> beam.Values()
+            exact_dups = p | "NoExactDups" >> beam.Create([])
 
         pieces = []
-        if section.get("near", True):
+        if near:
             buckets = (survivors
-                       | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
-                       | "Signatures" >> beam.ParDo(_Signatures(self.params))
+                       | "Bands" >> beam.FlatMap(_band_members)
                        | "BandGroup" >> beam.GroupByKey()
                        | "BucketEdges" >> beam.ParDo(_BucketEdges(int(section["max_bucket_size"]),
                                                                   self.params.verify_threshold))
@@ -397,17 +419,24 @@ class Dedup(beam.PTransform):
             pieces.append(edges
                           | "CandidatePairs" >> beam.combiners.Count.Globally()
                           | "CandidatePairsKey" >> beam.Map(lambda n: ("lsh_candidate_pairs", n)))
-            pieces.append(self._audit(survivors, edges))
+            audit_ends = self._audit_sample(edges)
         else:
             labels = p | "NoLabels" >> beam.Create([])
+            audit_ends = p | "NoAudit" >> beam.Create([])
 
-        resolved = ({"doc": survivors | "DocById" >> beam.Map(lambda d: (d.id, d)),
-                     "label": labels,
-                     "exact": exact_dups | "ExactBySurvivor" >> beam.Map(lambda kv: (kv[0], kv)),
-                     }
+        verdicts = ({"near": labels, "dups": exact_dups}
+                    | "FinalSurvivor" >> beam.CoGroupByKey()
+                    | "Verdicts" >> beam.FlatMap(_verdicts))
+        resolved = ({"doc": docs | "DocById" >> beam.Map(lambda d: (d.id, d)), "verdict": verdicts}
                     | "JoinById" >> beam.CoGroupByKey()
-                    | "Resolve" >> beam.ParDo(_Resolve()).with_outputs(
-                        "rejected", "member", "survivor", "tally", main="kept"))
+                    # AsDict of grouped ids, not AsMultiMap: the portable runner answers every
+                    # multimap lookup with a state request, one round trip per document.
+                    | "Resolve" >> beam.ParDo(_Resolve(), audit_ids=beam.pvalue.AsDict(
+                        audit_ends | "AuditIdsByDoc" >> beam.GroupByKey()
+                        | "AuditIdLists" >> beam.MapTuple(lambda doc_id, keys: (doc_id, sorted(keys)))))
+                    .with_outputs("rejected", "member", "survivor", "tally", "audit", main="kept"))
+        if near:
+            pieces.append(self._audit_summary(resolved.audit))
 
         pieces.append(resolved.tally
                       | "Tally" >> beam.CombineGlobally(_MergeCounts())
@@ -439,24 +468,20 @@ class Dedup(beam.PTransform):
                  | "MergeStats" >> beam.CombineGlobally(_MergeStats()))
         return {"kept": resolved.kept, "rejected": resolved.rejected, "stats": stats}
 
-    def _audit(self, survivors, edges):
-        """Exact Jaccard of a deterministic sample of LSH candidate pairs → the FP-rate estimate."""
+    def _audit_sample(self, edges):
+        """A deterministic sample of LSH candidate pairs → ``(doc id, pair key)`` for both ends;
+        ``Resolve`` sends the texts of these (at most 2 x audit_sample_size) documents back."""
         n = int(self.section["audit_sample_size"])
-        sample = (edges
-                  | "AuditKey" >> beam.Map(lambda e: (stable_hash64("audit", e[0][1], e[1][1]), e[0][1], e[1][1]))
-                  | "AuditSample" >> beam.combiners.Top.Smallest(n)
-                  | "AuditPairs" >> beam.FlatMap(lambda top: top))
-        ends = sample | "AuditEnds" >> beam.FlatMap(lambda t: [(t[1], t[0]), (t[2], t[0])])
+        return (edges
+                | "AuditKey" >> beam.Map(lambda e: (stable_hash64("audit", e[0][1], e[1][1]), e[0][1], e[1][1]))
+                | "AuditSample" >> beam.combiners.Top.Smallest(n)
+                | "AuditPairs" >> beam.FlatMap(lambda top: top)
+                | "AuditEnds" >> beam.FlatMap(lambda t: [(t[1], t[0]), (t[2], t[0])]))
+
+    def _audit_summary(self, pair_texts):
+        """Exact Jaccard of the sampled pairs → the false-positive-rate estimate."""
         threshold = self.threshold
-        # Only the (at most 2 x audit_sample_size) sampled documents go into the join: shipping every
-        # survivor through a CoGroupByKey for a 1,000-pair sample cost a full extra shuffle of the
-        # corpus (docs/benchmarks.md, End-to-end).
-        wanted = beam.pvalue.AsDict(ends | "AuditWantedIds" >> beam.Map(lambda e: (e[0], True)))
-        sampled_docs = survivors | "AuditDocById" >> beam.FlatMap(
-            lambda d, ids: [(d.id, d)] if d.id in ids else [], ids=wanted)
-        return ({"doc": sampled_docs, "pair": ends}
-                | "AuditJoin" >> beam.CoGroupByKey()
-                | "AuditTexts" >> beam.FlatMap(_audit_pair_texts)
+        return (pair_texts
                 | "AuditGroupPair" >> beam.GroupByKey()
                 | "AuditJaccard" >> beam.ParDo(_PairJaccard(self.params))
                 | "AuditCollect" >> beam.combiners.ToList()  # bounded: at most audit_sample_size dicts

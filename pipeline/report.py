@@ -91,6 +91,9 @@ class ThresholdRule:
     reasons: tuple[str, ...]
     applies_if: tuple[Condition, ...] = ()
     applies_if_any: tuple[Condition, ...] = ()
+    # Signals without which a removal cannot be decided (the filter skipped the computation that
+    # stores them, e.g. fastText on documents the Hangul rule kept): removal is then unknown.
+    needs: tuple[str, ...] = ()
 
     @property
     def stage(self) -> str:
@@ -114,13 +117,21 @@ class ThresholdRule:
         """
         value = signals.get(self.signal)
         if not isinstance(value, (int, float)) or isinstance(value, bool):
+            # A stored condition can still rule this threshold out (langid's score does not
+            # matter for a document the Hangul rule keeps, whether or not it was scored).
+            if any(c.signal in signals and not c.holds(signals, config) for c in self.applies_if):
+                return False
             return None
         if text is not None:
             missing = {c.signal for c in (*self.applies_if, *self.applies_if_any)
                        if c.signal not in signals and c.signal in DERIVED_SIGNALS}
             if missing:
                 signals = dict(signals, **{m: DERIVED_SIGNALS[m](text) for m in missing})
-        return self.in_play(signals, config) and self.removes(value, threshold)
+        if not self.removes(value, threshold):
+            return False
+        if any(s not in signals for s in self.needs):
+            return None
+        return self.in_play(signals, config)
 
 
 def _quality_rules() -> dict[str, ThresholdRule]:
@@ -188,6 +199,7 @@ THRESHOLD_RULES: dict[str, ThresholdRule] = {
                     Condition("langid.hangul_ratio", "<", ConfigRef("langid.hangul_keep_ratio")))),
     "langid.hangul_keep_ratio": ThresholdRule(
         "langid.hangul_ratio", "<", ("not_ko", "low_score"),
+        needs=("langid.label",),  # absent when the Hangul rule decided without fastText
         applies_if=(Condition("langid.label", "not_in", ("und",)),),
         applies_if_any=(Condition("langid.label", "not_in", ("ko",)),
                         Condition("langid.score", "<", ConfigRef("langid.threshold")))),

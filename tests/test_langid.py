@@ -15,8 +15,8 @@ from filters import langid
 from filters.base import Document, run_filters
 from filters.langid import (FastTextLanguageFilter, build_filters, default_model_path, load_model,
                             model_load_count, predict_language, select_chunks, split_chunks)
-from filters.text_stats import (hangul_letter_ratio, hangul_syllable_ratio, jamo_letter_ratio,
-                                text_stats)
+from filters.text_stats import (hangul_and_letter_counts, hangul_letter_ratio, hangul_syllable_ratio,
+                                jamo_letter_ratio, text_stats)
 from pipeline.config import load_defaults
 
 
@@ -63,6 +63,14 @@ def _judge(f, texts):
 
 
 # --- text_stats -----------------------------------------------------------------------------
+
+def test_two_scan_counts_equal_text_stats(wiki, reviews, other_lang):
+    texts = wiki + reviews + [t for group in other_lang.values() for t in group] + [
+        "ㅋㅋㅋ ᄀᆞ ﾡ", "①②③ ²³ abc", "", "漢字 カタカナ ひらがな 한글"]
+    for t in texts:
+        s = text_stats(t)
+        assert hangul_and_letter_counts(t) == (s.hangul, s.letters), t[:80]
+
 
 def test_hangul_letter_ratio_counts_letters_only():
     assert hangul_letter_ratio("2022년 3월 15일!") == 1.0          # digits/punctuation ignored
@@ -215,9 +223,25 @@ def test_script_rule_keeps_short_korean_fasttext_misses(shared_data):
               and hangul_letter_ratio(r["text"]) == 1.0][:20]
     assert len(missed) == 20
     with_rule, without_rule = _filter(), _filter(hangul_keep_ratio=1.01)
-    assert all(r.kept for r, _ in _judge(with_rule, missed))
-    assert with_rule.drain_counts()["kept_by_script"] == 20
+    scored = _filter(score_all=True)
+    results = _judge(with_rule, missed)
+    assert all(r.kept for r, _ in results)
+    # by default the model is not consulted: it cannot change the outcome
+    assert with_rule.drain_counts()["decided_by_script"] == 20
+    assert all(d.signals["langid.method"] == "script" and "langid.score" not in d.signals for _, d in results)
+    # scoring every document gives the same decisions and shows the model disagreed
+    assert all(r.kept for r, _ in _judge(scored, missed))
+    assert scored.drain_counts()["kept_by_script"] == 20
     assert not any(r.kept for r, _ in _judge(without_rule, missed))
+
+
+def test_skipping_the_model_never_changes_a_decision(wiki, reviews, other_lang):
+    texts = (wiki[:100] + reviews[:200] + [t for g in ("python_docs:ja", "python_docs:en",
+             "lingua_testdata:zh:sentence") for t in other_lang[g][:50]] + ["12345 !!!", "ㅋㅋㅋ"])
+    fast = [(r.kept, r.reason) for r, _ in _judge(_filter(), texts)]
+    full = [(r.kept, r.reason) for r, _ in _judge(_filter(score_all=True), texts)]
+    assert fast == full
+    assert sum(k for k, _ in fast) >= 250 and sum(not k for k, _ in fast) >= 100
 
 
 def test_mojibake_korean_is_not_korean(wiki):
@@ -228,11 +252,12 @@ def test_mojibake_korean_is_not_korean(wiki):
 
 
 def test_signals_on_every_document(wiki, other_lang):
-    f = _filter()
+    f = _filter(score_all=True)
     texts = [wiki[0], other_lang["python_docs:ja"][0], "12345 !!! ---", "ㅋㅋㅋㅋ"]
     results = _judge(f, texts)
     for _, d in results:
         assert {"langid.label", "langid.score", "langid.hangul_ratio", "langid.ko_score"} <= set(d.signals)
+        assert d.signals["langid.method"] == "fasttext"
         json.dumps(d.signals)
     assert results[2][1].signals["langid.label"] == "und" and results[2][0].reason == "no_letters"
     counts = f.drain_counts()
@@ -265,7 +290,8 @@ def test_langid_stage_under_beam(wiki, other_lang):
     stage = FilterStage("langid", build_filters(load_defaults()["langid"]))
     with TestPipeline(runner="FnApiRunner") as p:
         out = p | beam.Create(docs) | stage
-        assert_that(out["kept"] | "KeptIds" >> beam.Map(lambda d: (d.id, d.signals["langid.label"])),
+        # fastText's label, where the Hangul rule did not already decide
+        assert_that(out["kept"] | "KeptIds" >> beam.Map(lambda d: (d.id, d.signals.get("langid.label", "ko"))),
                     equal_to([(f"ko-{i}", "ko") for i in range(5)]), label="kept")
         assert_that(out["rejected"] | "RejIds" >> beam.Map(lambda r: (r["id"], r["stage"], r["reason"])),
                     equal_to([(f"ja-{i}", "langid", "not_ko") for i in range(3)]), label="rejected")

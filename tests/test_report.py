@@ -142,13 +142,15 @@ def _stage_filters(stage: str, section: dict):
     return build_filters(section)
 
 
-@pytest.mark.parametrize("stage", ["langid", "quality"])
-def test_threshold_table_predicts_the_real_filters(shared_data, stage):
+@pytest.mark.parametrize("stage,score_all", [("langid", False), ("langid", True), ("quality", False)])
+def test_threshold_table_predicts_the_real_filters(shared_data, stage, score_all):
     """For every threshold key: replaying a new value from the stored signals (what the report
-    does) gives the same keep/drop as re-running the real filter with that value."""
+    does) gives the same keep/drop as re-running the real filter with that value.  Without
+    ``langid.score_all`` the documents the Hangul rule decided carry no fastText score: a higher
+    ``hangul_keep_ratio`` must then say "unknown" for them, never guess."""
     from pipeline.config import load_config
 
-    config = load_config()
+    config = load_config(overrides=[f"langid.score_all={str(score_all).lower()}"])
     docs = _real_documents(shared_data, n_each=20)
     base_filters = _stage_filters(stage, config[stage])
     base = []
@@ -157,7 +159,7 @@ def test_threshold_table_predicts_the_real_filters(shared_data, stage):
         res = run_filters(base_filters, doc)
         base.append((d, doc.signals, res, doc.text))
     keys = [k for k in THRESHOLD_RULES if k.startswith(stage + ".")]
-    checked_keys, changed = 0, 0
+    checked_keys, changed, unknown = 0, 0, 0
     for key in keys:
         rule = THRESHOLD_RULES[key]
         current = config_value(config, key)
@@ -183,6 +185,10 @@ def test_threshold_table_predicts_the_real_filters(shared_data, stage):
                 # the run's own value must agree with what happened
                 assert rule.decides_removal(signals, config, current, text) is (not res.kept), (key, d.id, signals)
                 predicted = rule.decides_removal(signals, new_config, new, text)
+                if predicted is None:
+                    assert not score_all and signals.get("langid.method") == "script", (key, d.id, signals)
+                    unknown += 1
+                    continue
                 doc = copy.deepcopy(d)
                 actual = run_filters(new_filters, doc)
                 removed_here = (not actual.kept) and actual.reason in rule.reasons
@@ -191,6 +197,7 @@ def test_threshold_table_predicts_the_real_filters(shared_data, stage):
         checked_keys += 1
     assert checked_keys == len(keys) and checked_keys >= 2
     assert changed > 0, "no threshold change altered any decision: the check tested nothing"
+    assert (unknown > 0) is (stage == "langid" and not score_all)
 
 
 def test_every_threshold_key_names_a_config_default():
@@ -302,9 +309,13 @@ def test_report_reads_the_same_counts_as_the_documents(real_run):
     for name, summ in s.signals.items():
         tot = summ.class_totals()
         assert sum(tot) <= s.docs_scanned["kept"] + s.docs_scanned["rejected"], name
-    # langid.label is stored on every document that reached langid
+    # every document that reached langid says how it was judged; fastText's label is stored on
+    # exactly those the Hangul rule did not decide
     reached_langid = stats["stages"]["langid"]["in"]
-    assert sum(s.signals["langid.label"].class_totals()) == reached_langid
+    assert sum(s.signals["langid.method"].class_totals()) == reached_langid
+    by_script = stats["stages"]["langid"]["counts"]["decided_by_script"]
+    assert 0 < by_script < reached_langid
+    assert sum(s.signals["langid.label"].class_totals()) == reached_langid - by_script
     # the threshold of this run is the one drawn
     key, rule, value = s.thresholds["quality.chars"]
     assert key == "quality.length.min_chars" and value == config_value(s.config, key)
