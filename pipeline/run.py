@@ -142,7 +142,8 @@ def enabled_stages(cfg: Mapping[str, Any]) -> list[str]:
     return [s for s in STAGE_ORDER[1:] if config_mod.enabled(cfg, s)]
 
 
-def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]) -> dict[str, Any]:
+def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any],
+                   n_files: Optional[int] = None) -> dict[str, Any]:
     """Add the whole curation graph to pipeline ``p``; all outputs go under ``work_dir``.
 
     Returns the named PCollections (for tests). Step labels are stable: Read, Normalize, LangID,
@@ -155,7 +156,7 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
     from pipeline.stages import STAGE_LABELS, CountOutput, FilterStage, build_stage_filters
 
     stages = enabled_stages(cfg)
-    read = p | "Read" >> ReadDocuments(patterns, cfg["input"])
+    read = p | "Read" >> ReadDocuments(patterns, cfg["input"], n_files)
     docs = read["documents"]
     rejected = []
     stage_stats: dict[str, Any] = {}
@@ -298,7 +299,7 @@ def run(inputs: list[str], output: str, config_file: Optional[str] = None, overr
     # filters built from the config here, so a missing module or a bad value fails now.
     p = beam.Pipeline(options=options)
     try:
-        build_pipeline(p, patterns, work_dir, cfg)
+        build_pipeline(p, patterns, work_dir, cfg, n_files=len(set(matched)))
     except (config_mod.ConfigError, RunError):
         raise
     except ImportError as exc:

@@ -181,6 +181,34 @@ def test_beam_read_documents_over_mixed_formats_and_write_jsonl(tmp_path, record
     assert any("polyko progress" in m for m in caplog.messages)  # progress lines from the reader
 
 
+@pytest.mark.parametrize("n_files,cfg,spreads", [
+    (None, {}, True),                                          # unknown file count: spread
+    (3, {"spread_below_files": 16}, True),                     # few files: spread
+    (16, {"spread_below_files": 16}, False),                   # enough files to spread the work
+    (500, {"spread_below_files": 0}, True),                    # 0: always
+    (1, {"reshuffle_documents": False}, False),
+])
+def test_document_spread_only_when_files_cannot_spread_the_work(tmp_path, records, n_files, cfg, spreads):
+    read = ReadDocuments([str(tmp_path / "*.jsonl")], cfg, n_files)
+    assert read.spreads_documents() is spreads
+    for i in range(4):
+        write_jsonl(tmp_path / f"part-{i}.jsonl", records[i * 5:(i + 1) * 5])
+    with BeamTestPipeline(runner="FnApiRunner") as p:
+        res = p | "Read" >> read
+        assert_that(res["documents"] | beam.Map(lambda d: d.id), equal_to([r["id"] for r in records[:20]]))
+    spread_steps = [t for t in _all_transforms(p) if t.full_label.endswith("/SpreadDocuments")]
+    assert bool(spread_steps) is spreads
+
+
+def _all_transforms(p):
+    stack, out = [p.transforms_stack[0]], []
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        stack.extend(node.parts)
+    return out
+
+
 def test_json_file_holding_one_array_of_records(tmp_path, records):
     (tmp_path / "arr.json").write_text(json.dumps(records[:3] + [{"id": "no-text"}], ensure_ascii=False, indent=2),
                                        encoding="utf-8")

@@ -67,7 +67,14 @@ _CHROME_SEP = re.compile(r"\s*(?:[|·/ㅣ]|\s{3,})\s*")
 def is_site_chrome(line: str) -> bool:
     """A row of navigation/footer items. A lone short item needs a count ("좋아요 12"): "좋아요"
     or "공감" alone on a line is also a one-word review."""
-    items = [it for it in _CHROME_SEP.split(line.strip(" \t[]()<>")) if it]
+    row = line.strip(" \t[]()<>")
+    # Quick rejection of prose (nearly every line), before the costly split: unless the row
+    # starts with a separator, its first item starts the row, so a first item that is chrome
+    # means _CHROME_ITEM matches at the start of the row (the pattern has no anchors or
+    # lookarounds, so what matches the item alone also matches with the rest of the row after it).
+    if _CHROME_SEP.match(row) is None and _CHROME_ITEM.match(row) is None:
+        return False
+    items = [it for it in _CHROME_SEP.split(row) if it]
     if not items or not all(_CHROME_ITEM.fullmatch(it) for it in items):
         return False
     only = items[0]

@@ -79,12 +79,20 @@ _EUCKR_AS_LATIN1 = re.compile("(?:[\u00b0-\u00c8][\u00a1-\u00fe]){2,}")
 _BAD_CHARS = re.compile("[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ue000-\uf8ff\uff61-\uff9f\u3300-\u3357]")
 
 
+# Both mis-decoded sequences above start with a character in U+00B0-U+00F4, absent from nearly
+# all Korean text: one fast scan for it spares the two sequence scans (the EUC-KR one, with no
+# single first character class, is tried at every position and cost as much as both others).
+_MOJIBAKE_LEAD = re.compile("[\u00b0-\u00f4]")
+
+
 def mojibake_chars(text: str) -> int:
     """Number of characters that belong to mis-decoded sequences or garbage code points."""
-    n = sum(len(m) for m in _UTF8_AS_CP1252.findall(text))
+    n = len(_BAD_CHARS.findall(text))
+    if _MOJIBAKE_LEAD.search(text) is None:
+        return n
+    n += sum(len(m) for m in _UTF8_AS_CP1252.findall(text))
     # Only runs that are mostly letters ("ÇÑ±Û"); a row of middle dots "······" is punctuation.
     n += sum(len(m) for m in _EUCKR_AS_LATIN1.findall(text) if 2 * sum(c.isalpha() for c in m) >= len(m))
-    n += len(_BAD_CHARS.findall(text))
     return n
 
 
@@ -196,7 +204,7 @@ _CODE_LINE = re.compile(
 _IMPORT_LIST_OPEN = re.compile(r"^(?:from\s+[\w.]+\s+)?import\s*\(\s*$")
 # Quotes and parentheses are left out: Korean prose quotes titles with them ('아나콘다(Anaconda)').
 _SYNTAX = re.compile(r"[{}\[\];=<>_\\|$@^`]")
-_SYLLABLE = re.compile("[\uac00-\ud7a3]")
+_SYLLABLE_RUN = re.compile("[\uac00-\ud7a3]+")
 _MARKUP = re.compile(r"</?[a-zA-Z][\w-]*(?:\s[^<>]{0,200})?/?>|&(?:[a-zA-Z]{2,8}|#\d{2,6});|"
                      r"\{\{|\}\}|\[\[|\]\]|\[/?(?:url|img|b|i|quote)[^\]]*\]")
 
@@ -219,8 +227,14 @@ class CodeMarkupFilter(DocumentFilter):
 
     @staticmethod
     def is_code_line(line: str) -> bool:
+        return CodeMarkupFilter._is_code_line(line, len(_SYLLABLE_RUN.sub("", line)))
+
+    @staticmethod
+    def _is_code_line(line: str, n_not_syllables: int) -> bool:
+        """``is_code_line`` given the number of characters of ``line`` that are not Hangul
+        syllables (counted for all lines of a document at once by ``count_code_lines``)."""
         nonspace = len(line) - line.count(" ")
-        if len(_SYLLABLE.findall(line)) * 2 >= nonspace:
+        if (len(line) - n_not_syllables) * 2 >= nonspace:
             return False
         # Syntax characters are rare in prose of any language but make up a large part of
         # code lines that match no keyword (rule tables, dict literals, call arguments).
@@ -230,13 +244,19 @@ class CodeMarkupFilter(DocumentFilter):
     def count_code_lines(cls, lines: list[str]) -> int:
         """Code lines among stripped non-empty ``lines``, counting parenthesised import lists
         ("from kss._utils.sanity_checks import (" … ")") as code to their closing parenthesis."""
+        # Syllables are deleted from all lines in one regex call (not one per line: most lines
+        # are Korean prose that this count alone rules out). Deleting them leaves the "\n"
+        # between lines, so each line keeps its place unless a line itself holds a "\n".
+        rests = _SYLLABLE_RUN.sub("", "\n".join(lines)).split("\n")
+        if len(rests) != len(lines):
+            rests = [_SYLLABLE_RUN.sub("", ln) for ln in lines]
         n = 0
         in_import_list = False
-        for ln in lines:
+        for ln, rest in zip(lines, rests):
             if in_import_list:
                 n += 1
                 in_import_list = ")" not in ln
-            elif cls.is_code_line(ln):
+            elif cls._is_code_line(ln, len(rest)):
                 n += 1
                 in_import_list = ln.endswith("(") and bool(_IMPORT_LIST_OPEN.match(ln))
         return n
@@ -264,13 +284,21 @@ KOREAN_SENTENCE_ENDINGS = frozenset("다요죠까네군음함임됨셈듯걸")
 # Trailing decoration that does not end a sentence: jamo laughter, emoticons, closing brackets.
 _TRAILING_DECOR = re.compile("[\\s\u3130-\u318f^;~♥♡☆★)\\]>〉》】\U0001f000-\U0001faff]+$")
 BULLETS = ("•", "●", "○", "◦", "·", "∙", "▪", "■", "□", "◆", "◇", "▶", "▷", "►", "-", "*", "※", "✓", "✔", "➤", "→")
-_ELLIPSIS_END = re.compile(r"(?:\.{3,}|…|⋯)$")
+# A stripped line ends in an ellipsis: "..." (three dots or more), "…" or "⋯".
+_ELLIPSES = ("...", "…", "⋯")
 
 
 def ends_sentence(line: str) -> bool:
     """True when a (stripped) line ends in terminal punctuation or a Korean sentence ending."""
-    if line and line[-1] in TERMINAL_PUNCT:
+    if not line:
+        return False
+    # Neither punctuation nor a Hangul ending is decoration, so a line ending in one has nothing
+    # to strip; a line whose last character is not decoration has nothing to strip either, and
+    # ends no sentence (the two cases, then the regex, in the order of their frequency).
+    if line[-1] in TERMINAL_PUNCT or line[-1] in KOREAN_SENTENCE_ENDINGS:
         return True
+    if _TRAILING_DECOR.match(line, len(line) - 1) is None:
+        return False
     core = _TRAILING_DECOR.sub("", line)
     return bool(core) and (core[-1] in TERMINAL_PUNCT or core[-1] in KOREAN_SENTENCE_ENDINGS)
 
@@ -298,7 +326,7 @@ class LineStructureFilter(DocumentFilter):
         s = doc_stats(doc)
         lines = s.lines
         n = len(lines) or 1
-        end = sum(1 for ln in lines if ends_sentence(ln)) / n
+        end = sum(map(ends_sentence, lines)) / n
         # Line breaks between non-empty lines, per eojeol. FineWeb-2 counts every "\n", but its
         # trafilatura text separates paragraphs with one newline; text extracted from PDFs and
         # wiki dumps separates every line or paragraph with a blank line, which doubled the ratio
@@ -307,7 +335,7 @@ class LineStructureFilter(DocumentFilter):
         nl = max(0, len(lines) - 1) / max(1, len(s.words))
         short = sum(1 for ln in lines if len(ln) <= self.short_line_chars) / n
         bullet = sum(1 for ln in lines if ln.startswith(BULLETS)) / n
-        ellipsis = sum(1 for ln in lines if _ELLIPSIS_END.search(ln)) / n
+        ellipsis = sum(1 for ln in lines if ln.endswith(_ELLIPSES)) / n
         sig = doc.signals
         sig["quality.lines"] = len(lines)  # non-empty lines; min_lines gates the fractions below
         sig["quality.sentence_end_line_frac"] = _r(end)
