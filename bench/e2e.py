@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gzip
 import json
 import os
 import platform
@@ -195,12 +196,33 @@ def run_kernels(corpus: Path, out: Path) -> dict:
     return kernels
 
 
+EOJEOL_STOP_WORDS = 21  # as many as kor_Hang's Kiwi stop-word list
+
+
+def eojeol_stop_words(n: int = EOJEOL_STOP_WORDS, max_docs: int = 5000) -> list[str]:
+    """The ``n`` most frequent whitespace words (by document frequency) of the first ``max_docs``
+    Korean Wikipedia articles in ../shared/data: stop words for whitespace-tokenised Korean,
+    derived the way FineWeb-2 derived its lists (frequent words of the language's Wikipedia)."""
+    from collections import Counter
+
+    from bench.corpus import DEFAULT_DATA
+
+    df: Counter = Counter()
+    with gzip.open(DEFAULT_DATA / "ko_wiki.jsonl.gz", "rt", encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if i >= max_docs:
+                break
+            df.update(set(json.loads(line)["text"].split()))
+    return [w for w, _ in df.most_common(n)]
+
+
 def run_peer(python: Path, variant: str, corpus: Path, out: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     log = out.with_suffix(".log")
+    extra = ["--stopwords", json.dumps(eojeol_stop_words(), ensure_ascii=False)] if variant == "whitespace-eojeol" else []
     res = run_measured([str(python), str(REPO / "bench" / "peer_datatrove.py"), "--input", str(corpus),
                         "--output", str(out), "--variant", variant, "--tokenizer", tokenizer_path(),
-                        "--lid", lid_model_path()], log)
+                        "--lid", lid_model_path(), *extra], log)
     summary = json.loads([ln for ln in log.read_text().splitlines() if ln.startswith('{"variant"')][-1])
     res.update(kept=summary["kept"], steps=summary["steps"], after_langid=summary["after_langid"])
     shutil.rmtree(out, ignore_errors=True)
@@ -219,8 +241,9 @@ def peer_limit(specs: list[str], variant: str) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    ap.add_argument("--peer", nargs="*", default=["kiwi", "whitespace"])
-    ap.add_argument("--peer-max-docs", nargs="+", default=["kiwi=10000", "whitespace=100000"],
+    ap.add_argument("--peer", nargs="*", default=["kiwi", "whitespace", "whitespace-eojeol"])
+    ap.add_argument("--peer-max-docs", nargs="+", default=["kiwi=10000", "whitespace=100000",
+                                                           "whitespace-eojeol=100000"],
                     help="run each peer variant only on corpora up to this size, VARIANT=N or one N for all "
                          "(Kiwi runs ~25 docs/s: 10,000 documents take ~7 minutes)")
     ap.add_argument("--kernel-max-docs", type=int, default=100_000,
