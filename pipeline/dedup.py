@@ -27,7 +27,10 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
 
+from dedup.band_filter import BandBits
 from dedup.components import (capped_members, converged_check, large_star, node_key, small_star,
                               verified_bucket_star)
 from dedup.minhash import (MinHasher, MinHashParams, bbit_jaccard, bbit_sketch, exact_key, jaccard,
@@ -50,16 +53,31 @@ class _Fingerprints(beam.DoFn):
 
     Everything dedup needs from the text, computed once where the text already is; the batch's
     MinHash signatures are one matrix.  A document without shingles gets no band keys (it can
-    still be an exact duplicate).
+    still be an exact duplicate).  With ``band_filter_bits`` the bundle's band keys also go into
+    a ``BandBits`` bitmap, emitted once per bundle on the ``band_bits`` output
+    (``dedup.band_filter``).
     """
 
-    def __init__(self, params: MinHashParams, near: bool):
+    BITS = "band_bits"
+
+    def __init__(self, params: MinHashParams, near: bool, band_filter_bits: int = 0):
         self.params = params
         self.near = near
+        self.band_filter_bits = band_filter_bits
         self.hasher = None
+        self._bits = None
 
     def setup(self):
         self.hasher = MinHasher(self.params)
+
+    def start_bundle(self):
+        self._bits = None
+
+    def finish_bundle(self):
+        if self._bits is not None:
+            yield beam.pvalue.TaggedOutput(self.BITS, WindowedValue(
+                self._bits, GlobalWindow().max_timestamp(), [GlobalWindow()]))
+        self._bits = None
 
     def process(self, batch):
         if self.near:
@@ -74,6 +92,11 @@ class _Fingerprints(beam.DoFn):
                 else:
                     empty.inc()
             yield exact_key(d.text), (node_key(d.id, d.text), sketch, bands)
+        if self.near and self.band_filter_bits:
+            if self._bits is None:
+                self._bits = BandBits(self.band_filter_bits)
+            self._bits.add([key for i in range(len(batch)) if len(shingles[i])
+                            for key in self.hasher.band_keys(sigs[i])])
 
 
 class _ExactSurvivor(beam.DoFn):
@@ -96,10 +119,43 @@ class _ExactSurvivor(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(self.DUPS, (best[1], m[0][1]))
 
 
-def _band_members(fingerprint):
+class _MergeBandBits(beam.CombineFn):
+    """Per-bundle ``BandBits`` → one (an all-empty bitmap when there were no documents)."""
+
+    def __init__(self, bits: int):
+        self.bits = bits
+
+    def create_accumulator(self):
+        return None  # allocated on first input: most accumulators of an empty bundle stay None
+
+    def add_input(self, acc, bits):
+        return bits if acc is None else acc.merge(bits)
+
+    def merge_accumulators(self, accs):
+        out = None
+        for a in accs:
+            if a is not None:
+                out = a if out is None else out.merge(a)
+        return out
+
+    def extract_output(self, acc):
+        return acc if acc is not None else BandBits(self.bits)
+
+
+def _band_members(fingerprint, band_bits=None):
+    """``(band key, (node, sketch))`` for the bands another document may share."""
     node, sketch, bands = fingerprint
-    for key in bands:
-        yield key, (node, sketch)
+    if not bands:
+        return
+    shared = band_bits.shared(bands) if band_bits is not None else [True] * len(bands)
+    skipped = 0
+    for key, keep in zip(bands, shared):
+        if keep:
+            yield key, (node, sketch)
+        else:
+            skipped += 1
+    if skipped:
+        _counter("dedup.count.unique_band_keys_skipped").inc(skipped)
 
 
 def _verdicts(element):
@@ -380,9 +436,12 @@ class Dedup(beam.PTransform):
 
         docs = docs | "CountIn" >> beam.Map(_count_in)
         near = bool(section.get("near", True))
-        prints = (docs
-                  | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
-                  | "Fingerprints" >> beam.ParDo(_Fingerprints(self.params, near)))
+        filter_bits = int(section.get("band_filter_bits", 0))
+        fingerprinted = (docs
+                         | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
+                         | "Fingerprints" >> beam.ParDo(_Fingerprints(self.params, near, filter_bits))
+                         .with_outputs(_Fingerprints.BITS, main="prints"))
+        prints = fingerprinted.prints
         if section.get("exact", True):
             exact = (prints
                      | "ExactGroup" >> beam.GroupByKey()
@@ -395,8 +454,13 @@ class Dedup(beam.PTransform):
 
         pieces = []
         if near:
+            band_bits = None
+            if filter_bits:
+                band_bits = beam.pvalue.AsSingleton(
+                    fingerprinted[_Fingerprints.BITS] | "MergeBandBits" >> beam.CombineGlobally(
+                        _MergeBandBits(filter_bits)))
             buckets = (survivors
-                       | "Bands" >> beam.FlatMap(_band_members)
+                       | "Bands" >> beam.FlatMap(_band_members, band_bits=band_bits)
                        | "BandGroup" >> beam.GroupByKey()
                        | "BucketEdges" >> beam.ParDo(_BucketEdges(int(section["max_bucket_size"]),
                                                                   self.params.verify_threshold))
@@ -462,6 +526,7 @@ class Dedup(beam.PTransform):
             "num_perm": params["num_perm"], "bands": params["bands"], "rows": params["rows"],
             "threshold": params["threshold"], "verify_threshold": params["verify_threshold"],
             "max_bucket_size": section["max_bucket_size"],
+            "band_filter_bits": filter_bits,
             "cc_max_rounds": section["cc_max_rounds"]})]))
         stats = (pieces
                  | "FlattenStats" >> beam.Flatten()

@@ -1,0 +1,89 @@
+"""Which LSH band keys can matter: a fixed-size "seen twice" bitmap over all band keys.
+
+Almost every band key of a corpus is unique (a document shares a band with nobody), yet grouping
+by band key ships every (key, document) pair through a shuffle: 14 records per document, more
+data than the documents themselves.  A bucket of one member makes no edge, so those records are
+pure cost.  Before grouping, every band key is hashed into a bitmap of ``2**bits`` slots twice
+over: ``once`` (some key hit this slot) and ``twice`` (two keys, or one key twice, hit it).
+Only keys whose slot is in ``twice`` go on to the grouping.
+
+A key shared by two documents always sets its ``twice`` bit, so no bucket with two or more
+members is lost: the filter can only let unique keys through (when another key shares the slot),
+never hold a shared one back.  The ``twice`` bitmaps of partial results merge exactly
+(``twice = twice_a | twice_b | (once_a & once_b)``), so workers build them per bundle and one
+combine merges them: the memory is fixed (``2 * 2**bits / 8`` bytes per partial bitmap) whatever
+the corpus size.  With ``k`` keys in ``m = 2**bits`` slots a unique key passes with probability
+about ``k / m``: 14 million keys (one million documents) in 2**28 slots let ~5 % through.
+
+Pure numpy; the Beam wiring is in ``pipeline.dedup``.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["BandBits", "slots"]
+
+
+def slots(keys: Sequence[bytes], bits: int) -> np.ndarray:
+    """Slot of each band key: 8 bytes of its BLAKE2b digest (uniform already) modulo ``2**bits``.
+
+    A band key is 2 bytes of band index + a 10-byte digest (``MinHasher.band_keys``); the band
+    index is folded in so equal rows in different bands land in different slots.
+    """
+    if not keys:
+        return np.zeros(0, dtype=np.uint64)
+    raw = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), -1)
+    digest = raw[:, -8:].copy().view(">u8").ravel().astype(np.uint64)
+    band = raw[:, :2].copy().view(">u2").ravel().astype(np.uint64)
+    mixed = digest ^ (band * np.uint64(0x9E3779B97F4A7C15))
+    return mixed & np.uint64((1 << bits) - 1)
+
+
+class BandBits:
+    """The ``once`` / ``twice`` bitmaps (packed, ``2**bits`` bits each)."""
+
+    def __init__(self, bits: int) -> None:
+        if not 8 <= bits <= 34:
+            raise ValueError(f"band filter bits must be in [8, 34], got {bits}")
+        self.bits = bits
+        self.once = np.zeros(1 << (bits - 3), dtype=np.uint8)
+        self.twice = np.zeros(1 << (bits - 3), dtype=np.uint8)
+
+    def add(self, keys: Sequence[bytes]) -> None:
+        s = slots(keys, self.bits)
+        if not len(s):
+            return
+        # within this batch: slots hit more than once
+        uniq, counts = np.unique(s, return_counts=True)
+        byte, bit = (uniq >> np.uint64(3)).astype(np.int64), (uniq & np.uint64(7)).astype(np.uint8)
+        mask = (np.uint8(1) << bit).astype(np.uint8)
+        seen_before = (self.once[byte] & mask) != 0
+        again = seen_before | (counts > 1)
+        # several slots may share a byte: accumulate with bitwise_or.at, not fancy assignment
+        np.bitwise_or.at(self.twice, byte[again], mask[again])
+        np.bitwise_or.at(self.once, byte, mask)
+
+    def merge(self, other: "BandBits") -> "BandBits":
+        if other.bits != self.bits:
+            raise ValueError("cannot merge band bitmaps of different sizes")
+        self.twice |= other.twice | (self.once & other.once)
+        self.once |= other.once
+        return self
+
+    def shared(self, keys: Sequence[bytes]) -> list[bool]:
+        """For each key: may another key (or another copy of it) be in its bucket?"""
+        s = slots(keys, self.bits)
+        byte, bit = (s >> np.uint64(3)).astype(np.int64), (s & np.uint64(7)).astype(np.uint8)
+        return ((self.twice[byte] >> bit) & 1).astype(bool).tolist()
+
+    @classmethod
+    def merged(cls, parts: Iterable["BandBits"], bits: int) -> "BandBits":
+        out = cls(bits)
+        for p in parts:
+            out.merge(p)
+        return out
+
+    def fill_ratio(self) -> float:
+        return float(np.unpackbits(self.once).mean())

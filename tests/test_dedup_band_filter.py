@@ -1,0 +1,70 @@
+"""The band-key prefilter (dedup/band_filter.py): never holds back a key two documents share,
+merges per-bundle bitmaps exactly, and lets through about k/m of the unique keys."""
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dedup.band_filter import BandBits
+from dedup.minhash import MinHasher, MinHashParams
+from dedup.recipes import NEAR_RECIPES, labelled_set
+from pipeline.config import load_defaults
+
+FIXTURE = Path(__file__).parent / "fixtures" / "dedup_kowiki.jsonl.gz"
+
+
+@pytest.fixture(scope="module")
+def band_keys():
+    """Band keys of real articles with exact and near copies of some of them."""
+    with gzip.open(FIXTURE, "rt", encoding="utf-8") as f:
+        articles = [json.loads(line) for line in f]
+    triples, _ = labelled_set(articles, seed=3, recipes=("exact",) + NEAR_RECIPES, variants_of=40)
+    hasher = MinHasher(MinHashParams.from_section(load_defaults()["dedup"]["minhash"]))
+    sigs = hasher.signatures([hasher.shingles(t) for _, t, _ in triples])
+    return [hasher.band_keys(s) for s in sigs]
+
+
+def test_no_shared_key_is_ever_held_back(band_keys):
+    flat = [k for keys in band_keys for k in keys]
+    counts = {}
+    for k in flat:
+        counts[k] = counts.get(k, 0) + 1
+    shared = [k for k, n in counts.items() if n > 1]
+    unique = [k for k, n in counts.items() if n == 1]
+    assert len(shared) > 100 and len(unique) > 1000
+    bits = BandBits(12)  # a tiny bitmap: many collisions, still no loss
+    for i in range(0, len(band_keys), 37):  # uneven batches, as bundles come
+        bits.add([k for keys in band_keys[i:i + 37] for k in keys])
+    assert all(bits.shared(shared))
+    # a roomy bitmap lets few unique keys through; a tiny one many
+    roomy = BandBits(24)
+    roomy.add(flat)
+    assert np.mean(roomy.shared(unique)) < 0.01 < np.mean(bits.shared(unique))
+
+
+def test_per_bundle_bitmaps_merge_to_the_single_pass_bitmap(band_keys):
+    flat = [k for keys in band_keys for k in keys]
+    whole = BandBits(14)
+    whole.add(flat)
+    parts = []
+    for i in range(0, len(flat), 500):
+        b = BandBits(14)
+        b.add(flat[i:i + 500])
+        parts.append(b)
+    merged = BandBits.merged(parts, 14)
+    assert (merged.once == whole.once).all() and (merged.twice == whole.twice).all()
+
+
+def test_unique_keys_pass_at_about_the_fill_ratio():
+    rng = np.random.default_rng(7)
+    keys = [bytes(rng.integers(0, 256, 12, dtype=np.uint8)) for _ in range(50_000)]
+    bits = BandBits(18)
+    bits.add(keys)
+    passed = float(np.mean(bits.shared(keys)))
+    assert abs(passed - len(keys) / 2**18) < 0.05
+    with pytest.raises(ValueError):
+        BandBits(4)
+    with pytest.raises(ValueError):
+        BandBits(12).merge(BandBits(13))
