@@ -22,10 +22,14 @@ fixed-size audit sample).  The per-node logic lives in ``dedup.components``.
 from __future__ import annotations
 
 import heapq
+import pickle
+import uuid
 from collections import Counter
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
@@ -273,15 +277,19 @@ class _Resolve(beam.DoFn):
     in the audit sample (a side input of at most 2 x audit_sample_size ids).
     """
 
+    OUTPUTS = ("rejected", "member", "survivor", "tally", "audit")
+
     def process(self, element, audit_ids):
         doc_id, groups = element
         docs = list(groups["doc"])
         if not docs:  # a verdict without its document cannot happen; keep ids honest
             return
-        doc = docs[0]
         verdicts = list(groups["verdict"])
-        if verdicts:
-            reason, final = verdicts[0]
+        yield from self.resolve(docs[0], verdicts[0] if verdicts else None, audit_ids)
+
+    def resolve(self, doc: Document, verdict, audit_ids):
+        if verdict is not None:
+            reason, final = verdict
             yield from self._reject(doc, reason, final)
         else:
             _counter("dedup.kept").inc()
@@ -289,8 +297,8 @@ class _Resolve(beam.DoFn):
             yield doc
             yield beam.pvalue.TaggedOutput("survivor", (doc.id, (len(doc.text), _excerpt(doc.text))))
             yield beam.pvalue.TaggedOutput("tally", ("kept", doc.source))
-        for pair_key in audit_ids.get(doc_id, ()):
-            yield beam.pvalue.TaggedOutput("audit", (pair_key, (doc_id, doc.text)))
+        for pair_key in audit_ids.get(doc.id, ()):
+            yield beam.pvalue.TaggedOutput("audit", (pair_key, (doc.id, doc.text)))
 
     def _reject(self, doc: Document, reason: str, survivor: str):
         _counter(f"dedup.drop.{reason}").inc()
@@ -299,6 +307,62 @@ class _Resolve(beam.DoFn):
             "stage": "dedup", "reason": reason, "duplicate_of": survivor})
         yield beam.pvalue.TaggedOutput("member", (survivor, (doc.id, reason, len(doc.text), _excerpt(doc.text))))
         yield beam.pvalue.TaggedOutput("tally", (reason, doc.source))
+
+
+# ---------------------------------------------------------------- staged documents (local runners)
+
+class _StageDocuments(beam.DoFn):
+    """Documents → one file of length-prefixed pickles per bundle under ``staging_dir``; emits the
+    file's path when the bundle finishes (a failed bundle's path is never emitted, so a retried
+    bundle's leftovers are ignored).  Lets the local runner keep documents on disk while the
+    fingerprints are deduplicated, instead of holding all of them in its in-memory shuffle."""
+
+    def __init__(self, staging_dir: str):
+        self.staging_dir = staging_dir
+        self._fh = None
+        self._path = None
+
+    def start_bundle(self):
+        self._fh, self._path = None, None
+
+    def process(self, doc: Document):
+        if self._fh is None:
+            self._path = FileSystems.join(self.staging_dir, f"{uuid.uuid4().hex}.pkl")
+            self._fh = FileSystems.create(self._path, compression_type=CompressionTypes.UNCOMPRESSED)
+        data = pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL)
+        self._fh.write(len(data).to_bytes(8, "little"))
+        self._fh.write(data)
+        return ()
+
+    def finish_bundle(self):
+        if self._fh is not None:
+            self._fh.close()
+            yield WindowedValue(self._path, GlobalWindow().max_timestamp(), [GlobalWindow()])
+        self._fh, self._path = None, None
+
+
+def read_staged(path: str):
+    """The documents of one staged file, in order."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        while True:
+            head = fh.read(8)
+            if not head:
+                return
+            size = int.from_bytes(head, "little")
+            data = fh.read(size)
+            if len(head) != 8 or len(data) != size:
+                raise IOError(f"staged document file {path} is truncated")
+            yield pickle.loads(data)
+
+
+class _ResolveStaged(_Resolve):
+    """One staged file → every document resolved against the removal verdicts (a side input:
+    only removed documents have one, so it holds the duplicates' ids, not the corpus)."""
+
+    def process(self, path, verdicts, audit_ids):
+        # The file stays until the run's temp folder is removed: a retried bundle reads it again.
+        for doc in read_staged(path):
+            yield from self.resolve(doc, verdicts.get(doc.id), audit_ids)
 
 
 # ---------------------------------------------------------------- stats pieces
@@ -419,11 +483,18 @@ class _MergeStats(beam.CombineFn):
 # ---------------------------------------------------------------- the stage
 
 class Dedup(beam.PTransform):
-    """``PCollection[Document]`` → ``{"kept", "rejected", "stats"}`` (see docs/dedup.md)."""
+    """``PCollection[Document]`` → ``{"kept", "rejected", "stats"}`` (see docs/dedup.md).
 
-    def __init__(self, section: dict[str, Any]):
+    ``staging_dir`` (local runners): documents wait on disk there while their fingerprints are
+    deduplicated, and the verdicts reach them as a side input (``_StageDocuments``).  Without it
+    they are joined with their verdicts by a ``CoGroupByKey`` on the document id, which scales on
+    a distributed runner's shuffle but is held whole in memory by the local runner.
+    """
+
+    def __init__(self, section: dict[str, Any], staging_dir: str | None = None):
         super().__init__()
         self.section = section
+        self.staging_dir = staging_dir
         self.params = MinHashParams.from_section(section["minhash"])
         self.threshold = float(section["minhash"]["threshold"])
 
@@ -491,14 +562,22 @@ class Dedup(beam.PTransform):
         verdicts = ({"near": labels, "dups": exact_dups}
                     | "FinalSurvivor" >> beam.CoGroupByKey()
                     | "Verdicts" >> beam.FlatMap(_verdicts))
-        resolved = ({"doc": docs | "DocById" >> beam.Map(lambda d: (d.id, d)), "verdict": verdicts}
-                    | "JoinById" >> beam.CoGroupByKey()
-                    # AsDict of grouped ids, not AsMultiMap: the portable runner answers every
-                    # multimap lookup with a state request, one round trip per document.
-                    | "Resolve" >> beam.ParDo(_Resolve(), audit_ids=beam.pvalue.AsDict(
-                        audit_ends | "AuditIdsByDoc" >> beam.GroupByKey()
-                        | "AuditIdLists" >> beam.MapTuple(lambda doc_id, keys: (doc_id, sorted(keys)))))
-                    .with_outputs("rejected", "member", "survivor", "tally", "audit", main="kept"))
+        # AsDict of grouped ids, not AsMultiMap: the portable runner answers every multimap
+        # lookup with a state request, one round trip per document.
+        audit_ids = beam.pvalue.AsDict(
+            audit_ends | "AuditIdsByDoc" >> beam.GroupByKey()
+            | "AuditIdLists" >> beam.MapTuple(lambda doc_id, keys: (doc_id, sorted(keys))))
+        if self.staging_dir:
+            resolved = (docs
+                        | "StageDocs" >> beam.ParDo(_StageDocuments(self.staging_dir))
+                        | "ResolveStaged" >> beam.ParDo(
+                            _ResolveStaged(), verdicts=beam.pvalue.AsDict(verdicts), audit_ids=audit_ids)
+                        .with_outputs(*_Resolve.OUTPUTS, main="kept"))
+        else:
+            resolved = ({"doc": docs | "DocById" >> beam.Map(lambda d: (d.id, d)), "verdict": verdicts}
+                        | "JoinById" >> beam.CoGroupByKey()
+                        | "Resolve" >> beam.ParDo(_Resolve(), audit_ids=audit_ids)
+                        .with_outputs(*_Resolve.OUTPUTS, main="kept"))
         if near:
             pieces.append(self._audit_summary(resolved.audit))
 

@@ -170,7 +170,10 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
 
             # Dedup counts dedup.in/kept/drop.* itself (docs/architecture.md names); the
             # accounting check below verifies them against its neighbours and the writers.
-            result = docs | label >> Dedup(section)
+            # On a local runner the documents wait on disk while dedup runs (its shuffles are
+            # held in memory); on a distributed runner they are joined by id in its shuffle.
+            staging = FileSystems.join(work_dir, "_dedup_staging") if _is_local_runner(p) else None
+            result = docs | label >> Dedup(section, staging_dir=staging)
             if "stats" in result:
                 stage_stats["dedup"] = result["stats"]
         else:  # tokenize: consumes the final kept set, drops nothing
@@ -210,6 +213,17 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
 
 # ---------------------------------------------------------------------------------------------
 # runner options
+
+LOCAL_RUNNERS = ("FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner",
+                 "PrismRunner")
+
+
+def _is_local_runner(p) -> bool:
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    runner = p.options.view_as(StandardOptions).runner if p.options else None
+    name = runner if isinstance(runner, str) or runner is None else type(runner).__name__
+    return name is None or name.split(".")[-1] in LOCAL_RUNNERS
 
 
 def pipeline_options(beam_args: list[str]):

@@ -38,7 +38,7 @@ def docs():
     return [Document(i, t, s, metadata={"n": k}) for k, (i, t, s) in enumerate(triples + extra)]
 
 
-def _run_dedup(docs, section, tmp_path, options):
+def _run_dedup(docs, section, tmp_path, options, staging_dir=None):
     """Run Dedup and return (kept ids, rejected triples, stats, polyko counters)."""
     out = tmp_path / f"out-{random.random()}"
     out.mkdir()
@@ -50,7 +50,7 @@ def _run_dedup(docs, section, tmp_path, options):
         return write
 
     p = beam.Pipeline(options=PipelineOptions(options))
-    res = p | beam.Create(docs, reshuffle=False) | "Dedup" >> Dedup(section)
+    res = p | beam.Create(docs, reshuffle=False) | "Dedup" >> Dedup(section, staging_dir=staging_dir)
     (res["kept"] | "KeptIds" >> beam.Map(lambda d: d.id) | "KeptList" >> beam.combiners.ToList()
      | "KeptDump" >> beam.Map(dump("kept")))
     (res["rejected"] | "RejTriples" >> beam.Map(lambda r: (r["id"], r["reason"], r["duplicate_of"], r["stage"]))
@@ -108,12 +108,22 @@ def test_counters_and_stats(docs, fnapi_run):
     json.dumps(s)  # stats.json-ready
 
 
-def test_same_result_with_two_workers_multiprocessing(docs, section, tmp_path, fnapi_run):
+@pytest.mark.parametrize("staged", [False, True], ids=["join-by-id", "staged-on-disk"])
+def test_same_result_with_two_workers_multiprocessing(docs, section, tmp_path, fnapi_run, staged):
+    """Two worker processes, and documents staged on disk (what `polyko run` does on the local
+    runner) instead of the CoGroupByKey join: the same decisions, clusters, audit and counters."""
+    staging = tmp_path / "staging" if staged else None
     multi = _run_dedup(docs, section, tmp_path, [
-        "--runner=FnApiRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+        "--runner=FnApiRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing"],
+        staging_dir=str(staging) if staged else None)
     assert multi[0] == fnapi_run[0] and multi[1] == fnapi_run[1]
     assert multi[2][0]["largest_clusters"] == fnapi_run[2][0]["largest_clusters"]
     assert multi[2][0]["audit"] == fnapi_run[2][0]["audit"]
+    assert multi[2][0]["counts"] == fnapi_run[2][0]["counts"]
+    for name in ("dedup.in", "dedup.kept", "dedup.drop.exact", "dedup.drop.near"):
+        assert multi[3][name] == fnapi_run[3][name], name
+    if staged:
+        assert any(staging.iterdir())  # the documents really went through staged files
 
 
 def test_giant_buckets_are_capped_counted_and_reported(docs, section, tmp_path):

@@ -227,36 +227,32 @@ class CodeMarkupFilter(DocumentFilter):
 
     @staticmethod
     def is_code_line(line: str) -> bool:
-        return CodeMarkupFilter._is_code_line(line, len(_SYLLABLE_RUN.sub("", line)))
+        return CodeMarkupFilter._is_code_line(line, len(line) - len(_SYLLABLE_RUN.sub("", line)))
 
     @staticmethod
-    def _is_code_line(line: str, n_not_syllables: int) -> bool:
-        """``is_code_line`` given the number of characters of ``line`` that are not Hangul
-        syllables (counted for all lines of a document at once by ``count_code_lines``)."""
+    def _is_code_line(line: str, n_syllables: int) -> bool:
+        """``is_code_line`` given the number of Hangul syllables in ``line``."""
         nonspace = len(line) - line.count(" ")
-        if (len(line) - n_not_syllables) * 2 >= nonspace:
+        if n_syllables * 2 >= nonspace:
             return False
         # Syntax characters are rare in prose of any language but make up a large part of
         # code lines that match no keyword (rule tables, dict literals, call arguments).
         return bool(_CODE_LINE.search(line)) or len(_SYNTAX.findall(line)) > 0.15 * nonspace
 
     @classmethod
-    def count_code_lines(cls, lines: list[str]) -> int:
+    def count_code_lines(cls, lines: list[str], syllables: list[int] | None = None) -> int:
         """Code lines among stripped non-empty ``lines``, counting parenthesised import lists
-        ("from kss._utils.sanity_checks import (" … ")") as code to their closing parenthesis."""
-        # Syllables are deleted from all lines in one regex call (not one per line: most lines
-        # are Korean prose that this count alone rules out). Deleting them leaves the "\n"
-        # between lines, so each line keeps its place unless a line itself holds a "\n".
-        rests = _SYLLABLE_RUN.sub("", "\n".join(lines)).split("\n")
-        if len(rests) != len(lines):
-            rests = [_SYLLABLE_RUN.sub("", ln) for ln in lines]
+        ("from kss._utils.sanity_checks import (" … ")") as code to their closing parenthesis.
+        ``syllables``: the Hangul syllables in each line, when already counted (DocStats)."""
+        if syllables is None:
+            syllables = [len(ln) - len(_SYLLABLE_RUN.sub("", ln)) for ln in lines]
         n = 0
         in_import_list = False
-        for ln, rest in zip(lines, rests):
+        for ln, n_syllables in zip(lines, syllables):
             if in_import_list:
                 n += 1
                 in_import_list = ")" not in ln
-            elif cls._is_code_line(ln, len(rest)):
+            elif cls._is_code_line(ln, n_syllables):
                 n += 1
                 in_import_list = ln.endswith("(") and bool(_IMPORT_LIST_OPEN.match(ln))
         return n
@@ -264,7 +260,7 @@ class CodeMarkupFilter(DocumentFilter):
     def filter(self, doc: Document) -> Verdict:
         s = doc_stats(doc)
         lines = s.lines
-        code = self.count_code_lines(lines) / len(lines) if lines else 0.0
+        code = self.count_code_lines(lines, s.line_syllables) / len(lines) if lines else 0.0
         markup = sum(len(m) for m in _MARKUP.findall(doc.text)) / s.n_chars if s.n_chars else 0.0
         doc.signals["quality.code_line_frac"] = _r(code)
         doc.signals["quality.markup_char_frac"] = _r(markup)
