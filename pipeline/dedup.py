@@ -287,7 +287,9 @@ class _Resolve(beam.DoFn):
         verdicts = list(groups["verdict"])
         yield from self.resolve(docs[0], verdicts[0] if verdicts else None, audit_ids)
 
-    def resolve(self, doc: Document, verdict, audit_ids):
+    def resolve(self, doc: Document, verdict, audit_ids, cluster_survivors=None):
+        """``cluster_survivors``: ids that survive a cluster, when known; only their excerpts are
+        needed (for the cluster list), not one per kept document."""
         if verdict is not None:
             reason, final = verdict
             yield from self._reject(doc, reason, final)
@@ -295,7 +297,8 @@ class _Resolve(beam.DoFn):
             _counter("dedup.kept").inc()
             _counter("dedup.bytes_out").inc(len(doc.text.encode("utf-8")))
             yield doc
-            yield beam.pvalue.TaggedOutput("survivor", (doc.id, (len(doc.text), _excerpt(doc.text))))
+            if cluster_survivors is None or doc.id in cluster_survivors:
+                yield beam.pvalue.TaggedOutput("survivor", (doc.id, (len(doc.text), _excerpt(doc.text))))
             yield beam.pvalue.TaggedOutput("tally", ("kept", doc.source))
         for pair_key in audit_ids.get(doc.id, ()):
             yield beam.pvalue.TaggedOutput("audit", (pair_key, (doc.id, doc.text)))
@@ -361,8 +364,9 @@ class _ResolveStaged(_Resolve):
 
     def process(self, path, verdicts, audit_ids):
         # The file stays until the run's temp folder is removed: a retried bundle reads it again.
+        survivors = {final for _, final in verdicts.values()}
         for doc in read_staged(path):
-            yield from self.resolve(doc, verdicts.get(doc.id), audit_ids)
+            yield from self.resolve(doc, verdicts.get(doc.id), audit_ids, survivors)
 
 
 # ---------------------------------------------------------------- stats pieces

@@ -620,11 +620,12 @@ class _CountingWrite(beam.PTransform):
 
     convert_label = "Convert"
 
-    def __init__(self, directory: str, counter: str, num_shards: int = 0) -> None:
+    def __init__(self, directory: str, counter: str, num_shards: int = 0, prefix: str = "part") -> None:
         super().__init__()
         self.directory = directory
         self.counter = counter
         self.num_shards = num_shards
+        self.prefix = prefix if prefix == "part" else f"{prefix}-part"
 
     @staticmethod
     def convert(rec: Mapping[str, Any]) -> Any:  # pragma: no cover - abstract
@@ -643,11 +644,11 @@ class _CountingWrite(beam.PTransform):
 
         return (pcoll
                 | self.convert_label >> beam.Map(count_and_convert)
-                | "Write" >> self.sink(FileSystems.join(self.directory, "part")))
+                | "Write" >> self.sink(FileSystems.join(self.directory, self.prefix)))
 
 
 class WriteJsonl(_CountingWrite):
-    """Records (dicts) -> ``<dir>/part-SSSSS-of-NNNNN.jsonl.gz``."""
+    """Records (dicts) -> ``<dir>/[<prefix>-]part-SSSSS-of-NNNNN.jsonl.gz``."""
 
     convert_label = "Encode"
     convert = staticmethod(to_json_line)

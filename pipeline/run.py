@@ -146,8 +146,9 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
                    n_files: Optional[int] = None) -> dict[str, Any]:
     """Add the whole curation graph to pipeline ``p``; all outputs go under ``work_dir``.
 
-    Returns the named PCollections (for tests). Step labels are stable: Read, Normalize, LangID,
-    Quality, Dedup, PII, Tokenize, WriteKept, WriteRejected, WriteErrors, WriteStats<Stage>.
+    Returns the named PCollections (for tests; ``rejected`` per stage). Step labels are stable:
+    Read, Normalize, LangID, Quality, Dedup, PII, Tokenize, WriteKept, WriteRejected/<Stage>,
+    WriteErrors, WriteStats<Stage>.
     """
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
@@ -179,7 +180,7 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
         else:  # tokenize: consumes the final kept set, drops nothing
             continue
         docs = result["kept"]
-        rejected.append(result["rejected"])
+        rejected.append((stage, result["rejected"]))
 
     kept_docs = docs | "CountKept" >> beam.ParDo(CountOutput())
     out_cfg = cfg["output"]
@@ -196,11 +197,12 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
         # WriteShards counts tokenize.in/kept itself; the accounting check compares them.
         shard_stats = kept_docs | STAGE_LABELS["tokenize"] >> WriteShards(config_mod.section(cfg, "tokenize"), work_dir)
         stage_stats["shards"] = shard_stats
-    if rejected:
-        all_rejected = tuple(rejected) | "FlattenRejected" >> beam.Flatten()
-    else:
-        all_rejected = p | "NoRejected" >> beam.Create([])
-    all_rejected | "WriteRejected" >> WriteJsonl(FileSystems.join(work_dir, "rejected"), "output.rejected")
+    # One writer per stage, each fused into the step that rejects: a Flatten of every stage's
+    # rejections would be a stage of its own, and the local runner would hold all rejected
+    # documents in memory until it ran.  Files: rejected/<stage>-part-SSSSS-of-NNNNN.jsonl.gz.
+    for stage, pcoll in rejected:
+        pcoll | f"WriteRejected/{STAGE_LABELS[stage]}" >> WriteJsonl(
+            FileSystems.join(work_dir, "rejected"), "output.rejected", prefix=stage)
     read["errors"] | "WriteErrors" >> WriteJsonl(FileSystems.join(work_dir, "errors"), "output.errors")
     for name, pcoll in stage_stats.items():
         (pcoll
@@ -208,7 +210,7 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
          | f"WriteStats{name.title()}" >> beam.io.WriteToText(
              FileSystems.join(work_dir, "_stage_stats", name), file_name_suffix=".jsonl", num_shards=1))
     return {"documents": read["documents"], "errors": read["errors"], "kept": kept_docs,
-            "rejected": all_rejected, "stage_stats": stage_stats}
+            "rejected": dict(rejected), "stage_stats": stage_stats}
 
 
 # ---------------------------------------------------------------------------------------------

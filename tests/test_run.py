@@ -143,15 +143,15 @@ def test_dataflow_graph_builds_offline_with_dry_run():
     result = p.run()
     names = {t.unique_name for t in result.job.proto_pipeline.components.transforms.values()}
     for label in ("Read/MatchFiles", "Read/ReadFiles", "Read/SpreadDocuments", "Normalize/Apply",
-                  "CountKept", "WriteKept/Write", "WriteRejected/Write", "WriteErrors/Write"):
+                  "CountKept", "WriteKept/Write", "WriteRejected/Normalize/Write", "WriteErrors/Write"):
         assert label in names, label
     job = json.loads(str(result.job))
     assert job["name"] == "polyko-dry-run" and job["type"] == "JOB_TYPE_BATCH"
     # the sinks write under the gs:// work dir (file patterns from the steps' display data)
     patterns = [dd.payload for t in result.job.proto_pipeline.components.transforms.values()
                 for dd in t.display_data if b"File Pattern" in dd.payload]
-    for name in (b"kept", b"rejected", b"errors"):
-        assert any(b"gs://polyko-test/out/_polyko_tmp/x/" + name + b"/part-" in pat for pat in patterns), name
+    for name in (b"kept/part-", b"rejected/normalize-part-", b"errors/part-"):
+        assert any(b"gs://polyko-test/out/_polyko_tmp/x/" + name in pat for pat in patterns), name
 
 
 def test_accounting_mismatch_is_detected(inputs, tmp_path):
