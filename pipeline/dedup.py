@@ -22,17 +22,11 @@ fixed-size audit sample).  The per-node logic lives in ``dedup.components``.
 from __future__ import annotations
 
 import heapq
-import pickle
-import uuid
 from collections import Counter
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.windowed_value import WindowedValue
 
 from dedup.band_filter import BandBits
 from dedup.components import (capped_members, converged_check, large_star, node_key, small_star,
@@ -40,6 +34,7 @@ from dedup.components import (capped_members, converged_check, large_star, node_
 from dedup.minhash import (MinHasher, MinHashParams, bbit_jaccard, bbit_sketch, exact_key, jaccard,
                            shingle_hashes, stable_hash64)
 from filters.base import Document
+from pipeline.staging import StageRecords, global_value, read_staged
 
 NS = "polyko"
 EXCERPT_CHARS = 120
@@ -79,8 +74,7 @@ class _Fingerprints(beam.DoFn):
 
     def finish_bundle(self):
         if self._bits is not None:
-            yield beam.pvalue.TaggedOutput(self.BITS, WindowedValue(
-                self._bits, GlobalWindow().max_timestamp(), [GlobalWindow()]))
+            yield beam.pvalue.TaggedOutput(self.BITS, global_value(self._bits))
         self._bits = None
 
     def process(self, batch):
@@ -314,50 +308,6 @@ class _Resolve(beam.DoFn):
 
 # ---------------------------------------------------------------- staged documents (local runners)
 
-class _StageDocuments(beam.DoFn):
-    """Documents → one file of length-prefixed pickles per bundle under ``staging_dir``; emits the
-    file's path when the bundle finishes (a failed bundle's path is never emitted, so a retried
-    bundle's leftovers are ignored).  Lets the local runner keep documents on disk while the
-    fingerprints are deduplicated, instead of holding all of them in its in-memory shuffle."""
-
-    def __init__(self, staging_dir: str):
-        self.staging_dir = staging_dir
-        self._fh = None
-        self._path = None
-
-    def start_bundle(self):
-        self._fh, self._path = None, None
-
-    def process(self, doc: Document):
-        if self._fh is None:
-            self._path = FileSystems.join(self.staging_dir, f"{uuid.uuid4().hex}.pkl")
-            self._fh = FileSystems.create(self._path, compression_type=CompressionTypes.UNCOMPRESSED)
-        data = pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL)
-        self._fh.write(len(data).to_bytes(8, "little"))
-        self._fh.write(data)
-        return ()
-
-    def finish_bundle(self):
-        if self._fh is not None:
-            self._fh.close()
-            yield WindowedValue(self._path, GlobalWindow().max_timestamp(), [GlobalWindow()])
-        self._fh, self._path = None, None
-
-
-def read_staged(path: str):
-    """The documents of one staged file, in order."""
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        while True:
-            head = fh.read(8)
-            if not head:
-                return
-            size = int.from_bytes(head, "little")
-            data = fh.read(size)
-            if len(head) != 8 or len(data) != size:
-                raise IOError(f"staged document file {path} is truncated")
-            yield pickle.loads(data)
-
-
 class _ResolveStaged(_Resolve):
     """One staged file → every document resolved against the removal verdicts (a side input:
     only removed documents have one, so it holds the duplicates' ids, not the corpus)."""
@@ -490,7 +440,7 @@ class Dedup(beam.PTransform):
     """``PCollection[Document]`` → ``{"kept", "rejected", "stats"}`` (see docs/dedup.md).
 
     ``staging_dir`` (local runners): documents wait on disk there while their fingerprints are
-    deduplicated, and the verdicts reach them as a side input (``_StageDocuments``).  Without it
+    deduplicated, and the verdicts reach them as a side input (``pipeline.staging``).  Without it
     they are joined with their verdicts by a ``CoGroupByKey`` on the document id, which scales on
     a distributed runner's shuffle but is held whole in memory by the local runner.
     """
@@ -573,7 +523,7 @@ class Dedup(beam.PTransform):
             | "AuditIdLists" >> beam.MapTuple(lambda doc_id, keys: (doc_id, sorted(keys))))
         if self.staging_dir:
             resolved = (docs
-                        | "StageDocs" >> beam.ParDo(_StageDocuments(self.staging_dir))
+                        | "StageDocs" >> beam.ParDo(StageRecords(self.staging_dir))
                         | "ResolveStaged" >> beam.ParDo(
                             _ResolveStaged(), verdicts=beam.pvalue.AsDict(verdicts), audit_ids=audit_ids)
                         .with_outputs(*_Resolve.OUTPUTS, main="kept"))

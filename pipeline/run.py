@@ -195,7 +195,9 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
         from pipeline.tokenize import WriteShards
 
         # WriteShards counts tokenize.in/kept itself; the accounting check compares them.
-        shard_stats = kept_docs | STAGE_LABELS["tokenize"] >> WriteShards(config_mod.section(cfg, "tokenize"), work_dir)
+        staging = FileSystems.join(work_dir, "_tokenize_staging") if _is_local_runner(p) else None
+        shard_stats = kept_docs | STAGE_LABELS["tokenize"] >> WriteShards(
+            config_mod.section(cfg, "tokenize"), work_dir, staging_dir=staging)
         stage_stats["shards"] = shard_stats
     # One writer per stage, each fused into the step that rejects: a Flatten of every stage's
     # rejections would be a stage of its own, and the local runner would hold all rejected

@@ -38,6 +38,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from filters.base import Document
+from pipeline.staging import StagingWriter, global_value, read_staged
 from tokenizer.loading import describe, read_tokenizer_bytes, tokenizer_from_bytes
 from tokenizer.shards import (
     IndexedDatasetWriter, MANIFEST_VERSION, dtype_for_vocab, file_sha256, write_manifest,
@@ -261,12 +262,66 @@ def finish_manifest(records: list[dict[str, Any]], shards_dir: str, tokenizer_in
     return summary
 
 
+class _StageTokens(beam.DoFn):
+    """Encoded documents → one staging file per bundle; emits ``(path, {split: tokens})``."""
+
+    def __init__(self, staging_dir: str, itemsize: int) -> None:
+        self.staging_dir = staging_dir
+        self.itemsize = itemsize
+
+    def start_bundle(self) -> None:
+        self._writer = StagingWriter(self.staging_dir)
+        self._tokens: Counter[str] = Counter()
+
+    def process(self, encoded):
+        self._writer.write(encoded)
+        self._tokens[encoded[0]] += len(encoded[3]) // self.itemsize
+        return ()
+
+    def finish_bundle(self):
+        path = self._writer.close()
+        if path:
+            yield global_value((path, dict(self._tokens)))
+
+
+class _BucketByShard(beam.DoFn):
+    """One staging file of encoded documents → one bucket file per shard it feeds; emits
+    ``((split, shard), bucket path)``.  Each ``WriteShard`` then reads only its own buckets."""
+
+    def __init__(self, staging_dir: str, shard_tokens: int) -> None:
+        self.staging_dir = staging_dir
+        self.shard_tokens = shard_tokens
+
+    def process(self, staged, totals):
+        path, _ = staged
+        writers: dict[tuple[str, int], StagingWriter] = {}
+        for split, doc_id, source, token_bytes in read_staged(path):
+            key = (split, shard_of(doc_id, num_shards_for(totals[split], self.shard_tokens)))
+            writer = writers.get(key)
+            if writer is None:
+                writer = writers[key] = StagingWriter(self.staging_dir, f"-{split}-{key[1]:05d}")
+            writer.write((doc_id, source, token_bytes))
+        for key, writer in sorted(writers.items()):
+            yield key, writer.close()
+
+
+def _staged_values(paths: Iterable[str]):
+    for path in paths:
+        yield from read_staged(path)
+
+
 class WriteShards(beam.PTransform):
     """Kept ``PCollection[Document]`` -> ``output_dir/shards/``; returns ``PCollection[dict]``
-    holding one manifest summary (merged into ``stats.json["shards"]``)."""
+    holding one manifest summary (merged into ``stats.json["shards"]``).
 
-    def __init__(self, section: dict[str, Any], output_dir: str) -> None:
+    ``staging_dir`` (local runners, see ``pipeline.staging``): encoded documents wait on disk
+    while the token totals are summed, and reach their shard through per-shard bucket files, so
+    only file names go through the runner's in-memory shuffle (same shards, byte for byte).
+    """
+
+    def __init__(self, section: dict[str, Any], output_dir: str, staging_dir: str | None = None) -> None:
         super().__init__()
+        self.staging_dir = staging_dir
         from pipeline.config import load_defaults
 
         # a partial section (tests, library callers) gets the packaged defaults for the rest
@@ -292,6 +347,19 @@ class WriteShards(beam.PTransform):
         info = self.info.to_dict()
 
         encoded = docs | "Encode" >> beam.ParDo(EncodeDocsFn(encoder, self.batch_size))
+        if self.staging_dir:
+            staged = encoded | "StageTokens" >> beam.ParDo(_StageTokens(self.staging_dir, itemsize))
+            totals = (staged
+                      | "SplitTokens" >> beam.FlatMap(lambda pc: pc[1].items())
+                      | "CountTokens" >> beam.CombinePerKey(sum))
+            records = (
+                staged
+                | "AssignShard" >> beam.ParDo(_BucketByShard(self.staging_dir, shard_tokens),
+                                              totals=beam.pvalue.AsDict(totals))
+                | "GroupByShard" >> beam.GroupByKey()
+                | "WriteShard" >> beam.Map(lambda kv, d, t: write_shard(kv[0], _staged_values(kv[1]), d, t),
+                                           shards_dir, dtype))
+            return self._manifest(records, shards_dir, info, dtype, section)
         tokens_per_split = (
             encoded
             | "SplitTokens" >> beam.Map(lambda e: (e[0], len(e[3]) // itemsize))
@@ -307,6 +375,10 @@ class WriteShards(beam.PTransform):
             | "AssignShard" >> beam.Map(assign, totals=beam.pvalue.AsDict(tokens_per_split))
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShard" >> beam.Map(lambda kv, d, t: write_shard(kv[0], kv[1], d, t), shards_dir, dtype))
+        return self._manifest(records, shards_dir, info, dtype, section)
+
+    @staticmethod
+    def _manifest(records, shards_dir, info, dtype, section):
         return (
             records
             | "CollectShards" >> beam.combiners.ToList()

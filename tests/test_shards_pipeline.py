@@ -46,7 +46,8 @@ SECTION = {"enabled": True, "tokenizer_file": None, "batch_size": 64, "shard_tok
            "validation_fraction": 0.1}
 
 
-def _run(docs: list[Document], out_dir: Path, section: dict = SECTION) -> tuple[list[dict], dict]:
+def _run(docs: list[Document], out_dir: Path, section: dict = SECTION,
+         staging_dir: Path | None = None) -> tuple[list[dict], dict]:
     """Run WriteShards; return (the summaries it emitted, polyko counters)."""
     summary_file = out_dir.parent / f"{out_dir.name}.summaries.jsonl"
 
@@ -59,7 +60,8 @@ def _run(docs: list[Document], out_dir: Path, section: dict = SECTION) -> tuple[
 
     summary_file.unlink(missing_ok=True)
     p = test_pipeline.TestPipeline(runner="FnApiRunner")
-    out = p | beam.Create(docs, reshuffle=False) | WriteShards(section, str(out_dir))
+    out = p | beam.Create(docs, reshuffle=False) | WriteShards(
+        section, str(out_dir), staging_dir=str(staging_dir) if staging_dir else None)
     out | beam.Map(save)
     assert_that(out, exactly_one)
     result = p.run()
@@ -160,6 +162,22 @@ def test_rerun_is_byte_identical_and_order_independent(first_run, kept_docs, tmp
     for name in names:
         assert (out1 / "shards" / name).read_bytes() == (out2 / "shards" / name).read_bytes(), name
     assert summaries1 == summaries2
+
+
+def test_staged_tokens_give_the_same_shards_byte_for_byte(first_run, kept_docs, tmp_path):
+    """The local runner's path (encoded documents on disk, bucket files per shard) writes exactly
+    the shards of the shuffle path, and a counter-check: several shards per split."""
+    out1, summaries1, counters1 = first_run
+    staging = tmp_path / "staging"
+    summaries2, counters2 = _run(list(reversed(kept_docs)), tmp_path / "staged", staging_dir=staging)
+    names = sorted(os.listdir(out1 / "shards"))
+    assert names == sorted(os.listdir(tmp_path / "staged" / "shards"))
+    assert sum(n.startswith("train-") for n in names) >= 4
+    for name in names:
+        assert (out1 / "shards" / name).read_bytes() == (tmp_path / "staged" / "shards" / name).read_bytes(), name
+    assert summaries1 == summaries2
+    assert counters1["tokenize.tokens"] == counters2["tokenize.tokens"]
+    assert any(staging.iterdir())  # the tokens really went through staging files
 
 
 def test_rerun_into_same_dir_replaces_stale_shards(kept_docs, tmp_path):
