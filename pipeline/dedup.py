@@ -353,24 +353,6 @@ def _cluster_summary(element):
            "members": [{"id": i, "reason": r, "chars": c, "excerpt": e} for i, r, c, e in members]}
 
 
-class _MergeCounts(beam.CombineFn):
-    def create_accumulator(self):
-        return Counter()
-
-    def add_input(self, acc, item):
-        acc[item] += 1
-        return acc
-
-    def merge_accumulators(self, accs):
-        out = Counter()
-        for a in accs:
-            out.update(a)
-        return out
-
-    def extract_output(self, acc):
-        return acc
-
-
 def _tally_stats(counts: Counter) -> dict:
     totals = Counter()
     per_source: dict[str, Counter] = {}
@@ -413,25 +395,102 @@ def _audit_summary(results: list[dict], threshold: float) -> dict:
             "lowest_pairs": [{"a": r["a"], "b": r["b"], "jaccard": round(r["jaccard"], 4)} for r in worst]}
 
 
-class _MergeStats(beam.CombineFn):
-    """Named stats pieces (each already bounded) → the one dict for stats.json["dedup"]."""
+class _DedupStats(beam.CombineFn):
+    """Every stats piece, tagged ``(kind, value)``, → the one dict for stats.json["dedup"].
+
+    One combine instead of one per piece: on the local runner every combine is a few steps of
+    its own, each costing ~0.2 s of start-up however little data it sees.  Each kind is reduced to
+    a bounded accumulator (counts, sums, a size histogram, top-k lists, the audit sample), so the
+    merge is cheap and the result does not grow with the corpus.
+    """
+
+    def __init__(self, config: dict, near: bool, threshold: float, largest: int):
+        self.config = config
+        self.near = near
+        self.threshold = threshold
+        self.largest = largest
 
     def create_accumulator(self):
-        return {}
+        return {"capped": 0, "capped_top": [], "unverified": 0, "unconverged": 0, "edges": 0,
+                "tally": Counter(), "clusters": 0, "sizes": Counter(), "largest": [], "audit": []}
+
+    @staticmethod
+    def _capped_key(r):
+        return (r["size"], r["sample_ids"])
+
+    @staticmethod
+    def _cluster_key(c):
+        return (c["size"], c["survivor"])
 
     def add_input(self, acc, item):
-        name, value = item
-        acc[name] = value
+        kind, value = item
+        if kind == "capped":
+            acc["capped"] += 1
+            acc["capped_top"] = heapq.nlargest(CLUSTER_MEMBERS_SHOWN, acc["capped_top"] + [value],
+                                               key=self._capped_key)
+        elif kind == "unverified":
+            acc["unverified"] += value
+        elif kind == "unconverged":
+            acc["unconverged"] += 1
+        elif kind == "edges":
+            acc["edges"] += value
+        elif kind == "tally":
+            acc["tally"][value] += 1
+        elif kind == "cluster":
+            acc["clusters"] += 1
+            acc["sizes"][_size_bin(value["size"])] += 1
+            acc["largest"] = heapq.nlargest(self.largest, acc["largest"] + [value], key=self._cluster_key)
+        elif kind == "audit":
+            acc["audit"].append(value)  # bounded: at most audit_sample_size pairs
+        else:
+            raise ValueError(f"unknown dedup stats piece {kind!r}")
         return acc
 
     def merge_accumulators(self, accs):
-        out = {}
+        out = self.create_accumulator()
         for a in accs:
-            out.update(a)
+            for k in ("capped", "unverified", "unconverged", "edges", "clusters"):
+                out[k] += a[k]
+            out["tally"].update(a["tally"])
+            out["sizes"].update(a["sizes"])
+            out["audit"] += a["audit"]
+            out["capped_top"] = heapq.nlargest(CLUSTER_MEMBERS_SHOWN, out["capped_top"] + a["capped_top"],
+                                               key=self._capped_key)
+            out["largest"] = heapq.nlargest(self.largest, out["largest"] + a["largest"], key=self._cluster_key)
         return out
 
     def extract_output(self, acc):
-        return acc
+        stats = {"config": self.config, "counts": _tally_stats(acc["tally"]),
+                 "clusters": acc["clusters"], "cluster_size_histogram": _sorted_bins(acc["sizes"]),
+                 "largest_clusters": acc["largest"]}
+        if self.near:
+            stats |= {"capped_buckets": acc["capped"], "capped_buckets_largest": acc["capped_top"],
+                      "unverified_bucket_pairs": acc["unverified"], "cc_unconverged_nodes": acc["unconverged"],
+                      "lsh_candidate_pairs": acc["edges"],
+                      "audit": _audit_summary(acc["audit"], self.threshold)}
+        return stats
+
+
+def _tag(kind):
+    return lambda value: (kind, value)
+
+
+def _count_per_bundle(kind):
+    """Elements → one ``(kind, n)`` per bundle (the edges are too many to tag one by one)."""
+
+    class _CountFn(beam.DoFn):
+        def start_bundle(self):
+            self.n = 0
+
+        def process(self, _):
+            self.n += 1
+            return ()
+
+        def finish_bundle(self):
+            if self.n:
+                yield global_value((kind, self.n))
+
+    return _CountFn()
 
 
 # ---------------------------------------------------------------- the stage
@@ -492,22 +551,10 @@ class Dedup(beam.PTransform):
                        .with_outputs(_BucketEdges.CAPPED, _BucketEdges.UNVERIFIED, main="edges"))
             edges = buckets.edges | "DistinctEdges" >> beam.Distinct()
             labels, unconverged = edges | "CC" >> ConnectedComponents(int(section["cc_max_rounds"]))
-            pieces.append(buckets[_BucketEdges.CAPPED]
-                          | "CappedSummary" >> beam.combiners.Top.Largest(
-                              CLUSTER_MEMBERS_SHOWN, key=lambda r: (r["size"], r["sample_ids"]))
-                          | "CappedKey" >> beam.Map(lambda top: ("capped_buckets_largest", top)))
-            pieces.append(buckets[_BucketEdges.CAPPED]
-                          | "CappedCount" >> beam.combiners.Count.Globally()
-                          | "CappedCountKey" >> beam.Map(lambda n: ("capped_buckets", n)))
-            pieces.append(buckets[_BucketEdges.UNVERIFIED]
-                          | "UnverifiedSum" >> beam.CombineGlobally(sum)
-                          | "UnverifiedKey" >> beam.Map(lambda n: ("unverified_bucket_pairs", n)))
-            pieces.append(unconverged
-                          | "UnconvergedCount" >> beam.combiners.Count.Globally()
-                          | "UnconvergedKey" >> beam.Map(lambda n: ("cc_unconverged_nodes", n)))
-            pieces.append(edges
-                          | "CandidatePairs" >> beam.combiners.Count.Globally()
-                          | "CandidatePairsKey" >> beam.Map(lambda n: ("lsh_candidate_pairs", n)))
+            pieces += [buckets[_BucketEdges.CAPPED] | "CappedTag" >> beam.Map(_tag("capped")),
+                       buckets[_BucketEdges.UNVERIFIED] | "UnverifiedTag" >> beam.Map(_tag("unverified")),
+                       unconverged | "UnconvergedTag" >> beam.Map(_tag("unconverged")),
+                       edges | "CandidatePairs" >> beam.ParDo(_count_per_bundle("edges"))]
             audit_ends = self._audit_sample(edges)
         else:
             labels = p | "NoLabels" >> beam.Create([])
@@ -533,37 +580,28 @@ class Dedup(beam.PTransform):
                         | "Resolve" >> beam.ParDo(_Resolve(), audit_ids=audit_ids)
                         .with_outputs(*_Resolve.OUTPUTS, main="kept"))
         if near:
-            pieces.append(self._audit_summary(resolved.audit))
-
-        pieces.append(resolved.tally
-                      | "Tally" >> beam.CombineGlobally(_MergeCounts())
-                      | "TallyStats" >> beam.Map(lambda c: ("counts", _tally_stats(c))))
-        clusters = ({"member": resolved.member, "survivor": resolved.survivor}
-                    | "JoinClusters" >> beam.CoGroupByKey()
-                    | "ClusterSummary" >> beam.FlatMap(_cluster_summary))
-        pieces.append(clusters
-                      | "SizeBins" >> beam.Map(lambda c: _size_bin(c["size"]))
-                      | "SizeHistogram" >> beam.CombineGlobally(_MergeCounts())
-                      | "SizeHistogramKey" >> beam.Map(lambda c: ("cluster_size_histogram", _sorted_bins(c))))
-        pieces.append(clusters
-                      | "LargestClusters" >> beam.combiners.Top.Largest(
-                          int(section["largest_clusters"]), key=lambda c: (c["size"], c["survivor"]))
-                      | "LargestClustersKey" >> beam.Map(lambda top: ("largest_clusters", top)))
-        pieces.append(clusters
-                      | "ClusterCount" >> beam.combiners.Count.Globally()
-                      | "ClusterCountKey" >> beam.Map(lambda n: ("clusters", n)))
+            pieces.append(resolved.audit
+                          | "AuditGroupPair" >> beam.GroupByKey()
+                          | "AuditJaccard" >> beam.ParDo(_PairJaccard(self.params))
+                          | "AuditTag" >> beam.Map(_tag("audit")))
+        pieces.append(resolved.tally | "TallyTag" >> beam.Map(_tag("tally")))
+        pieces.append({"member": resolved.member, "survivor": resolved.survivor}
+                      | "JoinClusters" >> beam.CoGroupByKey()
+                      | "ClusterSummary" >> beam.FlatMap(_cluster_summary)
+                      | "ClusterTag" >> beam.Map(_tag("cluster")))
         params = self.section["minhash"]
-        pieces.append(p | "ConfigEcho" >> beam.Create([("config", {
-            "exact": bool(section.get("exact", True)), "near": bool(section.get("near", True)),
+        config = {
+            "exact": bool(section.get("exact", True)), "near": near,
             "shingle": params["shingle"], "shingle_size": params["shingle_size"],
             "num_perm": params["num_perm"], "bands": params["bands"], "rows": params["rows"],
             "threshold": params["threshold"], "verify_threshold": params["verify_threshold"],
             "max_bucket_size": section["max_bucket_size"],
             "band_filter_bits": filter_bits,
-            "cc_max_rounds": section["cc_max_rounds"]})]))
+            "cc_max_rounds": section["cc_max_rounds"]}
         stats = (pieces
                  | "FlattenStats" >> beam.Flatten()
-                 | "MergeStats" >> beam.CombineGlobally(_MergeStats()))
+                 | "MergeStats" >> beam.CombineGlobally(_DedupStats(
+                     config, near, self.threshold, int(section["largest_clusters"]))))
         return {"kept": resolved.kept, "rejected": resolved.rejected, "stats": stats}
 
     def _audit_sample(self, edges):
@@ -575,15 +613,6 @@ class Dedup(beam.PTransform):
                 | "AuditSample" >> beam.combiners.Top.Smallest(n)
                 | "AuditPairs" >> beam.FlatMap(lambda top: top)
                 | "AuditEnds" >> beam.FlatMap(lambda t: [(t[1], t[0]), (t[2], t[0])]))
-
-    def _audit_summary(self, pair_texts):
-        """Exact Jaccard of the sampled pairs → the false-positive-rate estimate."""
-        threshold = self.threshold
-        return (pair_texts
-                | "AuditGroupPair" >> beam.GroupByKey()
-                | "AuditJaccard" >> beam.ParDo(_PairJaccard(self.params))
-                | "AuditCollect" >> beam.combiners.ToList()  # bounded: at most audit_sample_size dicts
-                | "AuditSummary" >> beam.Map(lambda rs: ("audit", _audit_summary(rs, threshold))))
 
 
 def _count_in(doc: Document) -> Document:
