@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import time
+import uuid
 import zlib
 from typing import Any, BinaryIO, Iterator, Mapping, Optional
 
@@ -620,12 +621,17 @@ class _CountingWrite(beam.PTransform):
 
     convert_label = "Convert"
 
-    def __init__(self, directory: str, counter: str, num_shards: int = 0, prefix: str = "part") -> None:
+    def __init__(self, directory: str, counter: str, num_shards: int = 0, prefix: str = "part",
+                 bundle_files: bool = False) -> None:
         super().__init__()
         self.directory = directory
         self.counter = counter
         self.num_shards = num_shards
         self.prefix = prefix if prefix == "part" else f"{prefix}-part"
+        # One file per bundle, written in place: no initialise/finalise steps.  Only where a
+        # failed bundle fails the whole run (the local runner: nothing is retried, and the run's
+        # temp folder is dropped), since a retried bundle would write its records twice.
+        self.bundle_files = bundle_files and num_shards == 0
 
     @staticmethod
     def convert(rec: Mapping[str, Any]) -> Any:  # pragma: no cover - abstract
@@ -642,9 +648,39 @@ class _CountingWrite(beam.PTransform):
             counter.inc()
             return convert(rec)
 
+        if self.bundle_files:
+            return pcoll | "Write" >> beam.ParDo(_WriteBundleFiles(self.directory, self.prefix, self.counter))
         return (pcoll
                 | self.convert_label >> beam.Map(count_and_convert)
                 | "Write" >> self.sink(FileSystems.join(self.directory, self.prefix)))
+
+
+class _WriteBundleFiles(beam.DoFn):
+    """Records → ``<dir>/<prefix>-<uuid>.jsonl.gz``, one file per bundle (see ``bundle_files``)."""
+
+    def __init__(self, directory: str, prefix: str, counter: str) -> None:
+        self.directory = directory
+        self.prefix = prefix
+        self.counter_name = counter
+
+    def setup(self) -> None:
+        self.counter = Metrics.counter(NAMESPACE, self.counter_name)
+
+    def start_bundle(self) -> None:
+        self._fh = None
+
+    def process(self, rec):
+        if self._fh is None:
+            path = FileSystems.join(self.directory, f"{self.prefix}-{uuid.uuid4().hex}.jsonl.gz")
+            self._fh = FileSystems.create(path, compression_type=CompressionTypes.GZIP)
+        self._fh.write(to_json_line(rec).encode("utf-8") + b"\n")
+        self.counter.inc()
+        return ()
+
+    def finish_bundle(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
 
 class WriteJsonl(_CountingWrite):

@@ -184,13 +184,14 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
 
     kept_docs = docs | "CountKept" >> beam.ParDo(CountOutput())
     out_cfg = cfg["output"]
+    local = _is_local_runner(p)
     kept_records = kept_docs | "KeptRecords" >> beam.Map(lambda d: d.to_record())
     if out_cfg["kept_format"] == "parquet":
         kept_records | "WriteKept" >> WriteKeptParquet(FileSystems.join(work_dir, "kept"), "output.kept_written",
                                                        out_cfg["num_kept_files"])
     else:
         kept_records | "WriteKept" >> WriteJsonl(FileSystems.join(work_dir, "kept"), "output.kept_written",
-                                                 out_cfg["num_kept_files"])
+                                                 out_cfg["num_kept_files"], bundle_files=local)
     if "tokenize" in stages:
         from pipeline.tokenize import WriteShards
 
@@ -204,13 +205,13 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
     # documents in memory until it ran.  Files: rejected/<stage>-part-SSSSS-of-NNNNN.jsonl.gz.
     for stage, pcoll in rejected:
         pcoll | f"WriteRejected/{STAGE_LABELS[stage]}" >> WriteJsonl(
-            FileSystems.join(work_dir, "rejected"), "output.rejected", prefix=stage)
-    read["errors"] | "WriteErrors" >> WriteJsonl(FileSystems.join(work_dir, "errors"), "output.errors")
+            FileSystems.join(work_dir, "rejected"), "output.rejected", prefix=stage, bundle_files=local)
+    read["errors"] | "WriteErrors" >> WriteJsonl(FileSystems.join(work_dir, "errors"), "output.errors",
+                                                 bundle_files=local)
     for name, pcoll in stage_stats.items():
-        (pcoll
-         | f"EncodeStats{name.title()}" >> beam.Map(lambda d: json.dumps(d, ensure_ascii=False, default=str))
-         | f"WriteStats{name.title()}" >> beam.io.WriteToText(
-             FileSystems.join(work_dir, "_stage_stats", name), file_name_suffix=".jsonl", num_shards=1))
+        # one small dict per stage: written straight from the step that made it
+        pcoll | f"WriteStats{name.title()}" >> beam.Map(
+            _write_stage_stats, FileSystems.join(work_dir, "_stage_stats", f"{name}.json"))
     return {"documents": read["documents"], "errors": read["errors"], "kept": kept_docs,
             "rejected": dict(rejected), "stage_stats": stage_stats}
 
@@ -374,17 +375,19 @@ def _move_tree_file(src: str, dst: str) -> None:
     _fs().rename([src], [dst])
 
 
+def _write_stage_stats(stats: dict, path: str) -> None:
+    _write_text(path, json.dumps(stats, ensure_ascii=False, default=str))
+
+
 def _read_stage_stats(work_dir: str) -> dict[str, Any]:
     fs = _fs()
     out: dict[str, Any] = {}
     for path in _list_under(fs.join(work_dir, "_stage_stats")):
-        name = os.path.basename(path).split("-", 1)[0]
+        name = os.path.basename(path).split(".", 1)[0]
         with fs.open(path) as fh:
-            for line in fh.read().decode("utf-8").splitlines():
-                if line.strip():
-                    value = json.loads(line)
-                    if isinstance(value, dict):
-                        out.setdefault(name, {}).update(value)
+            value = json.loads(fh.read().decode("utf-8"))
+        if isinstance(value, dict):
+            out.setdefault(name, {}).update(value)
     return out
 
 
