@@ -38,7 +38,7 @@ PLAN: dict[str, list[str]] = {
     "quality_speed": ["--docs", "1000", "--rounds", "2"],
     "pipeline_spine": ["--mb", "10", "--compare-mb", "5", "--workdir", "/tmp/polyko-bench/spine-small"],
     "stage_kernels": ["--docs", "10000"],
-    "e2e": ["--sizes", "2000", "10000", "--peer-max-docs", "kiwi=2000", "whitespace=10000",
+    "e2e": ["--sizes", "2000", "10000", "--peer-max-docs", "kiwi=2000", "whitespace=10000", "whitespace-eojeol=10000",
             "--output", "bench/results/tmp/run_all/e2e.json"],
     "train_gpu": [],
 }
