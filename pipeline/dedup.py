@@ -82,19 +82,20 @@ class _Fingerprints(beam.DoFn):
             shingles = [self.hasher.shingles(d.text) for d in batch]
             sigs = self.hasher.signatures(shingles)
             empty = _counter("dedup.count.no_shingles")
+        batch_keys: list[bytes] = []
         for i, d in enumerate(batch):
             sketch, bands = b"", ()
             if self.near:
                 if len(shingles[i]):
                     sketch, bands = bbit_sketch(sigs[i]), tuple(self.hasher.band_keys(sigs[i]))
+                    batch_keys += bands
                 else:
                     empty.inc()
             yield exact_key(d.text), (node_key(d.id, d.text), sketch, bands)
-        if self.near and self.band_filter_bits:
+        if self.band_filter_bits and batch_keys:
             if self._bits is None:
                 self._bits = BandBits(self.band_filter_bits)
-            self._bits.add([key for i in range(len(batch)) if len(shingles[i])
-                            for key in self.hasher.band_keys(sigs[i])])
+            self._bits.add(batch_keys)
 
 
 class _ExactSurvivor(beam.DoFn):
@@ -475,22 +476,22 @@ def _tag(kind):
     return lambda value: (kind, value)
 
 
-def _count_per_bundle(kind):
+class _CountPerBundle(beam.DoFn):
     """Elements → one ``(kind, n)`` per bundle (the edges are too many to tag one by one)."""
 
-    class _CountFn(beam.DoFn):
-        def start_bundle(self):
-            self.n = 0
+    def __init__(self, kind: str):
+        self.kind = kind
 
-        def process(self, _):
-            self.n += 1
-            return ()
+    def start_bundle(self):
+        self.n = 0
 
-        def finish_bundle(self):
-            if self.n:
-                yield global_value((kind, self.n))
+    def process(self, _):
+        self.n += 1
+        return ()
 
-    return _CountFn()
+    def finish_bundle(self):
+        if self.n:
+            yield global_value((self.kind, self.n))
 
 
 # ---------------------------------------------------------------- the stage
@@ -554,7 +555,7 @@ class Dedup(beam.PTransform):
             pieces += [buckets[_BucketEdges.CAPPED] | "CappedTag" >> beam.Map(_tag("capped")),
                        buckets[_BucketEdges.UNVERIFIED] | "UnverifiedTag" >> beam.Map(_tag("unverified")),
                        unconverged | "UnconvergedTag" >> beam.Map(_tag("unconverged")),
-                       edges | "CandidatePairs" >> beam.ParDo(_count_per_bundle("edges"))]
+                       edges | "CandidatePairs" >> beam.ParDo(_CountPerBundle("edges"))]
             audit_ends = self._audit_sample(edges)
         else:
             labels = p | "NoLabels" >> beam.Create([])
