@@ -47,19 +47,26 @@ _LAYER_SAME = [
 ]
 
 
-def to_hf_state_dict(sd: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
-    out = {
-        "gpt_neox.embed_in.weight": sd["embed_in.weight"],
-        "gpt_neox.final_layer_norm.weight": sd["final_layer_norm.weight"],
-        "gpt_neox.final_layer_norm.bias": sd["final_layer_norm.bias"],
-        "embed_out.weight": sd["embed_out.weight"],
-    }
+def _name_pairs(cfg: ModelConfig) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """``(ours, hf)`` names: tensors copied as they are, and the fused QKV tensors whose rows are
+    reordered (``_qkv_to_hf`` / ``_qkv_from_hf``).  One table serves both directions."""
+    same = [("embed_in.weight", "gpt_neox.embed_in.weight"),
+            ("final_layer_norm.weight", "gpt_neox.final_layer_norm.weight"),
+            ("final_layer_norm.bias", "gpt_neox.final_layer_norm.bias"),
+            ("embed_out.weight", "embed_out.weight")]
+    qkv = []
     for i in range(cfg.n_layer):
         ours, hf = f"layers.{i}.", f"gpt_neox.layers.{i}."
-        for name in _LAYER_SAME:
-            out[hf + name] = sd[ours + name]
-        for kind in ("weight", "bias"):
-            out[hf + f"attention.query_key_value.{kind}"] = _qkv_to_hf(sd[ours + f"attention.query_key_value.{kind}"], cfg)
+        same += [(ours + name, hf + name) for name in _LAYER_SAME]
+        qkv += [(ours + f"attention.query_key_value.{kind}", hf + f"attention.query_key_value.{kind}")
+                for kind in ("weight", "bias")]
+    return same, qkv
+
+
+def to_hf_state_dict(sd: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    same, qkv = _name_pairs(cfg)
+    out = {hf: sd[ours] for ours, hf in same}
+    out |= {hf: _qkv_to_hf(sd[ours], cfg) for ours, hf in qkv}
     expected = len(sd)
     if len(out) != expected:
         raise ValueError(f"adapter mapped {len(out)} of {expected} tensors: checkpoint/model mismatch")
@@ -68,18 +75,9 @@ def to_hf_state_dict(sd: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str,
 
 
 def from_hf_state_dict(sd: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
-    out = {
-        "embed_in.weight": sd["gpt_neox.embed_in.weight"],
-        "final_layer_norm.weight": sd["gpt_neox.final_layer_norm.weight"],
-        "final_layer_norm.bias": sd["gpt_neox.final_layer_norm.bias"],
-        "embed_out.weight": sd["embed_out.weight"],
-    }
-    for i in range(cfg.n_layer):
-        ours, hf = f"layers.{i}.", f"gpt_neox.layers.{i}."
-        for name in _LAYER_SAME:
-            out[ours + name] = sd[hf + name]
-        for kind in ("weight", "bias"):
-            out[ours + f"attention.query_key_value.{kind}"] = _qkv_from_hf(sd[hf + f"attention.query_key_value.{kind}"], cfg)
+    same, qkv = _name_pairs(cfg)
+    out = {ours: sd[hf] for ours, hf in same}
+    out |= {ours: _qkv_from_hf(sd[hf], cfg) for ours, hf in qkv}
     return out
 
 
