@@ -3,22 +3,29 @@
 On a GPU (one command, a few minutes)::
 
     .venv/bin/python -m bench.train_gpu --model polyglot-ko-1.3b --micro-batch 4 --seq-len 2048 \
-        --output bench_train_gpu.json
+        --compile --with-plain-hf --output bench_train_gpu.json
 
-measures, one after the other in the same process, the same micro-batch of the same shapes:
+measures the same micro-batch of the same shapes in these variants:
 
 * ``polyko``: ``train.model.GPTNeoX`` under the trainer's own engine (``train.trainer.build_engine``:
   DeepSpeed, bf16, ZeRO stage ``--zero-stage`` (default 0 on one GPU), fused torch AdamW,
-  SDPA flash attention; ``--compile`` adds torch.compile);
+  SDPA flash attention);
+* ``polyko_compiled`` (with ``--compile``): the same with each block torch.compiled
+  (``GPTNeoX.compile_blocks``, what ``model.compile: true`` does in training);
 * ``hf_deepspeed`` (the baseline): ``transformers.GPTNeoXForCausalLM`` with the identical config
   under DeepSpeed ZeRO-2 bf16 (DeepSpeed's AdamW with ``torch_adam``, so no op build);
 * ``hf_plain`` (with ``--with-plain-hf``): the same HF model in bf16 with torch's fused AdamW, no
   DeepSpeed (the "plain transformers" reference).
 
+On a GPU each variant runs in its own process (``--isolate``, the default there): a variant that
+fails or runs out of memory is recorded with its error and the others still run, and no variant
+inherits another's allocator state. Results are written after every variant.
+
 Reported per variant: tokens/s (micro-batch x seq x steps / time of the timed steps, after
-``--warmup`` untimed ones), MFU = tokens/s x training FLOPs per token / device peak
-(``train.model.flops_per_token``: 6N + 12*L*d*seq; peak from the GPU name or ``--peak-tflops``),
-and peak memory. The ratio polyko / baseline is printed and written to the JSON.
+``--warmup`` untimed ones, which include compilation), MFU = tokens/s x training FLOPs per token /
+peak (``train.model.flops_per_token``: 6N + 12*L*d*seq), against both the datasheet peak of the GPU
+(or ``--peak-tflops``) and the bf16 matmul rate measured in the same run (an 8192^3 product), and
+peak memory. The ratio of each polyko variant to the baseline is printed and written to the JSON.
 
 On a CPU the same script runs with a tiny config (``--model tiny --device cpu``) in fp32: that is
 what the test suite does to keep this script working; CPU numbers mean nothing for GPUs.
@@ -31,7 +38,9 @@ import gc
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -42,11 +51,11 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def _bench_cfg(args) -> dict:
+def _bench_cfg(args, compile_model: bool) -> dict:
     from train.trainer import load_train_config
 
     return load_train_config(None, [
-        f"model.name={args.model}", f"model.compile={str(args.compile).lower()}",
+        f"model.name={args.model}", f"model.compile={str(compile_model).lower()}",
         f"training.micro_batch_size={args.micro_batch}", f"training.global_batch_size={args.micro_batch}",
         f"training.precision={args.precision}", f"training.zero_stage={args.zero_stage}",
         f"training.train_iters={args.steps + args.warmup + 10}", "optimizer.warmup_iters=2",
@@ -78,13 +87,12 @@ def measure(variant: str, args, model_cfg) -> dict:
         torch.cuda.reset_peak_memory_stats()
     torch.manual_seed(0)
 
-    if variant == "polyko":
+    built = time.perf_counter()
+    if variant in ("polyko", "polyko_compiled"):
         from train.trainer import build_model
 
-        cfg = _bench_cfg(args)
+        cfg = _bench_cfg(args, compile_model=variant == "polyko_compiled")
         engine, _ = build_engine(build_model(model_cfg, cfg), cfg, world_size=1)
-        if args.compile:
-            engine.compile()
 
         def step():
             loss = engine(x, y)
@@ -99,7 +107,8 @@ def measure(variant: str, args, model_cfg) -> dict:
 
         hf_cfg = GPTNeoXConfig(**{k: v for k, v in hf_config(model_cfg, None, torch.float32).items()
                                  if k not in ("architectures", "model_type", "torch_dtype")})
-        model = GPTNeoXForCausalLM(hf_cfg)
+        with device:   # initialise on the GPU: a 1.3B fp32 random init on the host takes ~20 s
+            model = GPTNeoXForCausalLM(hf_cfg)
         model.config.use_cache = False
         if args.activation_checkpointing:
             model.gradient_checkpointing_enable()
@@ -138,15 +147,45 @@ def measure(variant: str, args, model_cfg) -> dict:
         else:
             raise ValueError(variant)
 
+    build_s = time.perf_counter() - built
+    warm = time.perf_counter()
     elapsed = _time_steps(step, args.steps, args.warmup, device)
+    warmup_s = time.perf_counter() - warm - elapsed
     tok_s = args.micro_batch * args.seq_len * args.steps / elapsed
     result = {"variant": variant, "tokens_per_s": tok_s, "seconds": elapsed, "steps": args.steps,
+              "build_seconds": build_s, "warmup_seconds": warmup_s,
               "peak_memory_gib": (torch.cuda.max_memory_allocated() / 2**30) if device.type == "cuda" else None}
     del holder, step
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return result
+
+
+VARIANTS = ("polyko", "polyko_compiled", "hf_deepspeed", "hf_plain")
+
+
+def measured_matmul_flops(device, size: int = 8192, repeats: int = 10) -> float | None:
+    """bf16 matmul rate of this GPU now (median of ``repeats`` timed products on random data)."""
+    import torch
+
+    if device.type != "cuda":
+        return None
+    a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        a @ b
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    del a, b
+    torch.cuda.empty_cache()
+    return 2 * size ** 3 / sorted(times)[len(times) // 2]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,14 +198,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first (allocator, autotune, compile)")
     p.add_argument("--zero-stage", type=int, default=0, help="polyko's ZeRO stage (the baseline is always 2)")
     p.add_argument("--precision", choices=["bf16", "fp32"], default=None, help="default: bf16 on GPU, fp32 on CPU")
-    p.add_argument("--compile", action="store_true", help="torch.compile polyko's model")
-    p.add_argument("--activation-checkpointing", action="store_true", help="both variants")
+    p.add_argument("--compile", action="store_true", help="also time polyko with compiled blocks (polyko_compiled)")
+    p.add_argument("--activation-checkpointing", action="store_true", help="all variants")
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--with-plain-hf", action="store_true", help="also time HF bf16 without DeepSpeed")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=None,
+                   help="exactly these variants, in this order (overrides --compile/--no-baseline/--with-plain-hf)")
+    p.add_argument("--isolate", choices=["auto", "yes", "no"], default="auto",
+                   help="one process per variant (auto: yes on a GPU)")
+    p.add_argument("--variant-timeout", type=float, default=600.0, help="seconds per isolated variant")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="device peak for MFU (default: from GPU name)")
-    p.add_argument("--output", default=None, help="write the results JSON here")
+    p.add_argument("--output", default=None, help="write the results JSON here (rewritten after every variant)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # an isolated variant's process
     return p
+
+
+def _variants(args) -> list[str]:
+    if args.variants:
+        return list(args.variants)
+    return (["polyko"] + (["polyko_compiled"] if args.compile else [])
+            + ([] if args.no_baseline else ["hf_deepspeed"]) + (["hf_plain"] if args.with_plain_hf else []))
+
+
+def _child_argv(args, variant: str, output: str) -> list[str]:
+    argv = [sys.executable, "-m", "train.bench_gpu", "--model", args.model, "--vocab-size", str(args.vocab_size),
+            "--micro-batch", str(args.micro_batch), "--seq-len", str(args.seq_len), "--steps", str(args.steps),
+            "--warmup", str(args.warmup), "--zero-stage", str(args.zero_stage), "--precision", args.precision,
+            "--device", args.device, "--variants", variant, "--isolate", "no", "--child", "--output", output]
+    if args.activation_checkpointing:
+        argv.append("--activation-checkpointing")
+    return argv
+
+
+def _run_isolated(args, variant: str) -> dict:
+    """One variant in a fresh process; its failure (OOM, timeout, crash) is a result, not an abort."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "variant.json")
+        start = time.perf_counter()
+        try:
+            # the child is its own world of one: a caller's process group (its port) is not inherited
+            env = {k: v for k, v in os.environ.items()
+                   if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+            proc = subprocess.run(_child_argv(args, variant, out), timeout=args.variant_timeout, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        except subprocess.TimeoutExpired as exc:
+            tail = (exc.output or "") if isinstance(exc.output, str) else (exc.output or b"").decode("utf-8", "replace")
+            return {"variant": variant, "error": f"timed out after {args.variant_timeout:.0f} s",
+                    "log_tail": tail[-3000:]}
+        if proc.returncode != 0 or not os.path.exists(out):
+            return {"variant": variant, "error": f"exit status {proc.returncode}", "log_tail": proc.stdout[-3000:],
+                    "wall_seconds": time.perf_counter() - start}
+        with open(out) as f:
+            result = json.load(f)["results"][0]
+        result["wall_seconds"] = time.perf_counter() - start
+        return result
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -178,37 +264,33 @@ def main(argv: list[str] | None = None) -> dict:
     if args.device == "cpu":
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     args.precision = args.precision or ("bf16" if args.device == "cuda" else "fp32")
+    isolate = args.isolate == "yes" or (args.isolate == "auto" and args.device == "cuda")
 
     from train.model import flops_per_token, get_config, pad_vocab
-    from train.trainer import device_peak_flops, init_distributed
+    from train.trainer import device_peak_flops
 
     model_cfg = get_config(args.model, vocab_size=pad_vocab(args.vocab_size))
     args.seq_len = args.seq_len or model_cfg.context_length
-    init_distributed()
-    if args.device == "cuda":
+    device = torch.device(args.device)
+    if not isolate:
+        from train.trainer import init_distributed
+
+        init_distributed()
+    if device.type == "cuda":
         torch.cuda.set_device(0)
     peak = device_peak_flops(args.peak_tflops)
+    measured = None if args.child else measured_matmul_flops(device)
     flops_tok = flops_per_token(model_cfg, args.seq_len)
 
-    variants = ["polyko"] + ([] if args.no_baseline else ["hf_deepspeed"]) + (["hf_plain"] if args.with_plain_hf else [])
-    results = []
-    for v in variants:
-        r = measure(v, args, model_cfg)
-        r["mfu"] = r["tokens_per_s"] * flops_tok / peak if peak else None
-        results.append(r)
-        mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
-        print(f"{v:13s} {r['tokens_per_s']:12,.0f} tokens/s  MFU {mfu}", flush=True)
-    by = {r["variant"]: r for r in results}
     report = {
         "model": args.model, "model_config": model_cfg.to_dict(), "micro_batch": args.micro_batch,
         "seq_len": args.seq_len, "precision": args.precision, "zero_stage_polyko": args.zero_stage,
-        "compile": args.compile, "activation_checkpointing": args.activation_checkpointing,
-        "device": torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
-        "peak_flops": peak, "flops_per_token": flops_tok,
+        "activation_checkpointing": args.activation_checkpointing, "isolated": isolate,
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "peak_flops": peak, "measured_matmul_flops": measured, "flops_per_token": flops_tok,
         "versions": {"torch": torch.__version__, "python": sys.version.split()[0]},
-        "results": results,
-        "ratio_vs_hf_deepspeed": (by["polyko"]["tokens_per_s"] / by["hf_deepspeed"]["tokens_per_s"]
-                                  if "hf_deepspeed" in by else None),
+        "results": [], "ratio_vs_hf_deepspeed": None, "ratios_vs_hf_deepspeed": {},
     }
     try:
         import deepspeed
@@ -216,12 +298,32 @@ def main(argv: list[str] | None = None) -> dict:
         report["versions"].update(deepspeed=deepspeed.__version__, transformers=transformers.__version__)
     except ImportError:
         pass
-    if report["ratio_vs_hf_deepspeed"] is not None:
-        print(f"polyko / transformers+DeepSpeed ZeRO-2: {report['ratio_vs_hf_deepspeed']:.2f}x "
-              f"(target >= 1.25x, MFU >= 60%)")
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(report, f, indent=2)
+    if measured:
+        print(f"bf16 matmul 8192^3: {measured / 1e12:,.0f} TFLOP/s measured; datasheet "
+              f"{(peak or 0) / 1e12:,.0f}", flush=True)
+
+    for v in _variants(args):
+        r = _run_isolated(args, v) if isolate else measure(v, args, model_cfg)
+        if "error" not in r:
+            r["mfu"] = r["tokens_per_s"] * flops_tok / peak if peak else None
+            r["mfu_vs_measured_matmul"] = r["tokens_per_s"] * flops_tok / measured if measured else None
+            mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
+            mfu_m = f", {100 * r['mfu_vs_measured_matmul']:.1f}% of measured matmul" if measured else ""
+            print(f"{v:16s} {r['tokens_per_s']:12,.0f} tokens/s  MFU {mfu}{mfu_m}", flush=True)
+        else:
+            print(f"{v:16s} FAILED: {r['error']}\n{r.get('log_tail', '')[-1500:]}", flush=True)
+        report["results"].append(r)
+        by = {x["variant"]: x for x in report["results"] if "error" not in x}
+        if "hf_deepspeed" in by:
+            base = by["hf_deepspeed"]["tokens_per_s"]
+            report["ratios_vs_hf_deepspeed"] = {k: x["tokens_per_s"] / base for k, x in by.items()
+                                                if k.startswith("polyko")}
+            report["ratio_vs_hf_deepspeed"] = max(report["ratios_vs_hf_deepspeed"].values(), default=None)
+        if args.output:
+            with open(args.output, "w") as f:
+                json.dump(report, f, indent=2)
+    for k, ratio in report["ratios_vs_hf_deepspeed"].items():
+        print(f"{k} / transformers+DeepSpeed ZeRO-2: {ratio:.2f}x (target >= 1.25x, MFU >= 60%)")
     return report
 
 

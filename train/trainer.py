@@ -247,7 +247,10 @@ def build_model(model_cfg, cfg: dict):
     # initialise directly on the GPU: a 12.8B model in fp32 on the host would need ~51 GB per rank
     device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
     with device:
-        return GPTNeoX(model_cfg, activation_checkpointing=cfg["model"]["activation_checkpointing"])
+        model = GPTNeoX(model_cfg, activation_checkpointing=cfg["model"]["activation_checkpointing"])
+    if cfg["model"]["compile"]:
+        model.compile_blocks()
+    return model
 
 
 def param_groups(model, weight_decay: float) -> list[dict]:
@@ -369,9 +372,6 @@ def train(cfg: dict, data_dir: str | os.PathLike, run_dir: str | os.PathLike, re
 
     model = build_model(model_cfg, cfg)
     engine, scheduler = build_engine(model, cfg, world)
-    forward = engine
-    if cfg["model"]["compile"]:
-        engine.compile()
     device = engine.device
 
     ckpt_dir = run_dir / "checkpoints"
@@ -402,7 +402,7 @@ def train(cfg: dict, data_dir: str | os.PathLike, run_dir: str | os.PathLike, re
         with torch.no_grad():
             for i in range(t["eval_iters"]):
                 x, y = to_device(val_batches.micro_batch(i, 0))
-                total += forward(x, y).double()
+                total += engine(x, y).double()
         torch.distributed.all_reduce(total)
         engine.train()
         return float(total) / (t["eval_iters"] * world)
@@ -423,7 +423,7 @@ def train(cfg: dict, data_dir: str | os.PathLike, run_dir: str | os.PathLike, re
         lr_used = float(engine.get_lr()[0])           # the lr this step's update uses
         for m in range(accum):
             x, y = to_device(batches.micro_batch(step, m))
-            loss = forward(x, y)
+            loss = engine(x, y)
             engine.backward(loss)
             engine.step()
             loss_sum += loss.detach().float()
