@@ -396,6 +396,47 @@ def test_bench_script_isolates_variants_and_records_a_failing_one(tmp_path):
     assert json.loads((tmp_path / "bad.json").read_text())["results"][1]["variant"] == "hf_plain"
 
 
+def _engine_steps(precision: str, allreduce: bool | None, steps: int = 3):
+    """A tiny model trained a few steps through build_engine on fixed random tokens."""
+    from train.trainer import build_engine, init_distributed, load_train_config
+
+    init_distributed()
+    cfg = load_train_config(None, ["model.name=tiny", f"training.precision={precision}", "training.zero_stage=0",
+                                   "training.micro_batch_size=2", "training.global_batch_size=2"])
+    torch.manual_seed(0)
+    model = GPTNeoX(get_config("tiny", vocab_size=256))
+    engine, _ = build_engine(model, cfg, world_size=1)
+    if allreduce is not None:
+        engine.enable_backward_allreduce = allreduce
+    ids = torch.randint(0, 256, (2, 65), generator=torch.Generator().manual_seed(1))
+    losses = []
+    for _ in range(steps):
+        loss = engine(ids[:, :-1], ids[:, 1:])
+        engine.backward(loss)
+        engine.step()
+        losses.append(loss.item())
+    return engine, losses
+
+
+def test_single_rank_stage0_skips_the_gradient_allreduce_without_changing_training():
+    skipped, losses = _engine_steps("fp32", allreduce=None)
+    assert skipped.enable_backward_allreduce is False          # build_engine's choice for one rank
+    reduced, reduced_losses = _engine_steps("fp32", allreduce=True)
+    assert losses == reduced_losses                            # averaging over one rank changes nothing
+    for (name, a), b in zip(skipped.module.named_parameters(), reduced.module.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_bf16_autocast_keeps_fp32_weights_and_tracks_fp32_training():
+    engine, losses = _engine_steps("bf16-autocast", allreduce=None, steps=4)
+    assert all(p.dtype == torch.float32 for p in engine.module.parameters())
+    _, fp32_losses = _engine_steps("fp32", allreduce=None, steps=4)
+    assert losses[-1] < losses[0]
+    # bf16 matmuls: the same trajectory within bf16 rounding, not bit-identical
+    assert losses != fp32_losses
+    assert losses == pytest.approx(fp32_losses, rel=2e-2)
+
+
 def test_flops_per_token_matches_6n_plus_attention():
     from train.model import flops_per_token
 

@@ -51,13 +51,13 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def _bench_cfg(args, compile_model: bool) -> dict:
+def _bench_cfg(args, compile_model: bool, precision: str) -> dict:
     from train.trainer import load_train_config
 
     return load_train_config(None, [
         f"model.name={args.model}", f"model.compile={str(compile_model).lower()}",
         f"training.micro_batch_size={args.micro_batch}", f"training.global_batch_size={args.micro_batch}",
-        f"training.precision={args.precision}", f"training.zero_stage={args.zero_stage}",
+        f"training.precision={precision}", f"training.zero_stage={args.zero_stage}",
         f"training.train_iters={args.steps + args.warmup + 10}", "optimizer.warmup_iters=2",
         f"model.activation_checkpointing={str(args.activation_checkpointing).lower()}",
     ])
@@ -74,6 +74,22 @@ def _time_steps(step_fn, steps: int, warmup: int, device) -> float:
     return time.perf_counter() - start
 
 
+def _profile_steps(step_fn, variant: str, path: str, device, steps: int = 3) -> None:
+    """Append the top operators of ``steps`` more steps (torch.profiler) to the text file ``path``."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step_fn()
+        _sync(device)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(f"\n===== {variant}: {steps} steps, top operators by {sort} =====\n")
+        f.write(prof.key_averages().table(sort_by=sort, row_limit=35, max_name_column_width=60))
+
+
 def measure(variant: str, args, model_cfg) -> dict:
     import torch
 
@@ -88,10 +104,11 @@ def measure(variant: str, args, model_cfg) -> dict:
     torch.manual_seed(0)
 
     built = time.perf_counter()
-    if variant in ("polyko", "polyko_compiled"):
+    if variant.startswith("polyko"):
         from train.trainer import build_model
 
-        cfg = _bench_cfg(args, compile_model=variant == "polyko_compiled")
+        precision = "bf16-autocast" if variant.endswith("_autocast") else args.precision
+        cfg = _bench_cfg(args, compile_model="compiled" in variant, precision=precision)
         engine, _ = build_engine(build_model(model_cfg, cfg), cfg, world_size=1)
 
         def step():
@@ -151,6 +168,8 @@ def measure(variant: str, args, model_cfg) -> dict:
     warm = time.perf_counter()
     elapsed = _time_steps(step, args.steps, args.warmup, device)
     warmup_s = time.perf_counter() - warm - elapsed
+    if args.profile:
+        _profile_steps(step, variant, args.profile, device)
     tok_s = args.micro_batch * args.seq_len * args.steps / elapsed
     result = {"variant": variant, "tokens_per_s": tok_s, "seconds": elapsed, "steps": args.steps,
               "build_seconds": build_s, "warmup_seconds": warmup_s,
@@ -162,7 +181,9 @@ def measure(variant: str, args, model_cfg) -> dict:
     return result
 
 
-VARIANTS = ("polyko", "polyko_compiled", "hf_deepspeed", "hf_plain")
+# polyko*: the trainer's engine; "_compiled": blocks torch.compiled; "_autocast": precision
+# bf16-autocast (fp32 weights, bf16 matmuls) instead of --precision
+VARIANTS = ("polyko", "polyko_compiled", "polyko_autocast", "polyko_compiled_autocast", "hf_deepspeed", "hf_plain")
 
 
 def measured_matmul_flops(device, size: int = 8192, repeats: int = 10) -> float | None:
@@ -210,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="device peak for MFU (default: from GPU name)")
     p.add_argument("--output", default=None, help="write the results JSON here (rewritten after every variant)")
+    p.add_argument("--profile", default=None, metavar="FILE",
+                   help="after timing, profile 3 more steps per variant and append the top operators to FILE")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # an isolated variant's process
     return p
 
@@ -228,6 +251,8 @@ def _child_argv(args, variant: str, output: str) -> list[str]:
             "--device", args.device, "--variants", variant, "--isolate", "no", "--child", "--output", output]
     if args.activation_checkpointing:
         argv.append("--activation-checkpointing")
+    if args.profile:
+        argv += ["--profile", args.profile]
     return argv
 
 
