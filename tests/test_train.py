@@ -241,7 +241,9 @@ def test_deepspeed_config_from_yaml():
     cfg = load_train_config(REPO / "configs" / "train" / "polyglot-ko-1.3b.yaml")
     ds = deepspeed_config(cfg, world_size=8)
     assert ds["train_batch_size"] == 1024 and ds["train_micro_batch_size_per_gpu"] == 8
-    assert ds["gradient_accumulation_steps"] == 16 and ds["bf16"]["enabled"] is True
+    assert ds["gradient_accumulation_steps"] == 16 and ds["bf16"]["enabled"] is False
+    assert ds["torch_autocast"] == {"enabled": True, "dtype": "bfloat16"}      # the preset's bf16-autocast
+    assert cfg["model"]["compile"] is True
     assert ds["zero_optimization"]["stage"] == 1 and ds["gradient_clipping"] == 1.0
     sched = lr_schedule(cfg)                            # 1000 warmup steps, cosine to 10% at 102k
     assert sched(0) == pytest.approx(1e-3) and sched(999) == 1.0 and sched(102000) == pytest.approx(0.1)
@@ -317,7 +319,7 @@ def test_dry_run_prints_deepspeed_command_and_config(shards_dir, tmp_path, capsy
     summary = json.loads(out[out.index("{"):])
     ds = summary["deepspeed_config"]
     assert (ds["train_batch_size"], ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"]) == (1024, 8, 16)
-    assert ds["bf16"]["enabled"] and summary["world_size"] == 8
+    assert ds["torch_autocast"]["enabled"] and not ds["bf16"]["enabled"] and summary["world_size"] == 8
     vocab = read_manifest(shards_dir / "shards")["tokenizer"]["vocab_size"]
     assert summary["model"]["vocab_size"] == pad_vocab(vocab) and summary["model"]["n_layer"] == 24
     assert not (tmp_path / "run").exists()             # a dry run writes nothing
@@ -396,18 +398,20 @@ def test_bench_script_isolates_variants_and_records_a_failing_one(tmp_path):
     assert json.loads((tmp_path / "bad.json").read_text())["results"][1]["variant"] == "hf_plain"
 
 
-def _engine_steps(precision: str, allreduce: bool | None, steps: int = 3):
+def _engine_steps(precision: str, allreduce: bool | None, steps: int = 3, overrides=(), deepspeed_clip=False):
     """A tiny model trained a few steps through build_engine on fixed random tokens."""
     from train.trainer import build_engine, init_distributed, load_train_config
 
     init_distributed()
     cfg = load_train_config(None, ["model.name=tiny", f"training.precision={precision}", "training.zero_stage=0",
-                                   "training.micro_batch_size=2", "training.global_batch_size=2"])
+                                   "training.micro_batch_size=2", "training.global_batch_size=2", *overrides])
     torch.manual_seed(0)
     model = GPTNeoX(get_config("tiny", vocab_size=256))
     engine, _ = build_engine(model, cfg, world_size=1)
     if allreduce is not None:
         engine.enable_backward_allreduce = allreduce
+    if deepspeed_clip:            # DeepSpeed's own clipping method instead of build_engine's
+        engine.clip_fp32_gradients = type(engine).clip_fp32_gradients.__get__(engine)
     ids = torch.randint(0, 256, (2, 65), generator=torch.Generator().manual_seed(1))
     losses = []
     for _ in range(steps):
@@ -427,9 +431,28 @@ def test_single_rank_stage0_skips_the_gradient_allreduce_without_changing_traini
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
 
 
+def test_stage0_clipping_matches_deepspeeds_and_reports_the_norm():
+    tight = ["optimizer.grad_clip=0.05"]          # far below the tiny model's gradient norm: every step clips
+    ours, losses = _engine_steps("fp32", allreduce=None, steps=3, overrides=tight)
+    theirs, their_losses = _engine_steps("fp32", allreduce=None, steps=3, overrides=tight, deepspeed_clip=True)
+    assert theirs.get_global_grad_norm() is None and float(ours.get_global_grad_norm()) > 0.05
+    assert losses == pytest.approx(their_losses, rel=1e-6)
+    for (name, a), b in zip(ours.module.named_parameters(), theirs.module.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    # Adam hides a uniform gradient scale, so check the clip itself on planted gradients
+    params = list(ours.module.parameters())
+    for p in params:
+        p.grad = torch.ones_like(p)
+    ours.clip_fp32_gradients()
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+    assert float(norm) == pytest.approx(0.05, rel=1e-4)
+    assert float(ours.get_global_grad_norm()) == pytest.approx(sum(p.numel() for p in params) ** 0.5, rel=1e-5)
+
+
 def test_bf16_autocast_keeps_fp32_weights_and_tracks_fp32_training():
     engine, losses = _engine_steps("bf16-autocast", allreduce=None, steps=4)
     assert all(p.dtype == torch.float32 for p in engine.module.parameters())
+    assert float(engine.get_global_grad_norm()) > 0          # logged, not None, on this DeepSpeed path
     _, fp32_losses = _engine_steps("fp32", allreduce=None, steps=4)
     assert losses[-1] < losses[0]
     # bf16 matmuls: the same trajectory within bf16 rounding, not bit-identical

@@ -294,6 +294,16 @@ def build_engine(model, cfg: dict, world_size: int):
         # docs/benchmarks.md). ZeRO stages 1-2 gather gradients into their partitions in that
         # step, so only stage 0 may skip it.
         engine.enable_backward_allreduce = False
+    if cfg["training"]["precision"] != "bf16" and cfg["training"]["zero_stage"] == 0:
+        # DeepSpeed clips fp32 gradients itself on this path (fp32, bf16-autocast at ZeRO-0) but
+        # drops the norm it computed, so get_global_grad_norm() would log None. torch's foreach
+        # clip is the same formula (max_norm / (norm + 1e-6), at most 1; the gradients are
+        # already averaged over ranks, and there is no model parallelism) in one fused pass
+        # instead of a norm kernel per parameter, and it returns the norm.
+        def clip_fp32_gradients_keeping_norm():
+            engine._global_grad_norm = torch.nn.utils.clip_grad_norm_(
+                engine.module.parameters(), engine.gradient_clipping(), foreach=cuda or None)
+        engine.clip_fp32_gradients = clip_fp32_gradients_keeping_norm
     return engine, scheduler
 
 
