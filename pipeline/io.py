@@ -622,11 +622,12 @@ class _CountingWrite(beam.PTransform):
     convert_label = "Convert"
 
     def __init__(self, directory: str, counter: str, num_shards: int = 0, prefix: str = "part",
-                 bundle_files: bool = False) -> None:
+                 bundle_files: bool = False, gzip_level: int = 6) -> None:
         super().__init__()
         self.directory = directory
         self.counter = counter
         self.num_shards = num_shards
+        self.gzip_level = gzip_level
         self.prefix = prefix if prefix == "part" else f"{prefix}-part"
         # One file per bundle, written in place: no initialise/finalise steps.  Only where a
         # failed bundle fails the whole run (the local runner: nothing is retried, and the run's
@@ -649,38 +650,64 @@ class _CountingWrite(beam.PTransform):
             return convert(rec)
 
         if self.bundle_files:
-            return pcoll | "Write" >> beam.ParDo(_WriteBundleFiles(self.directory, self.prefix, self.counter))
+            return pcoll | "Write" >> beam.ParDo(_WriteBundleFiles(self.directory, self.prefix, self.counter,
+                                                                   self.gzip_level))
         return (pcoll
                 | self.convert_label >> beam.Map(count_and_convert)
                 | "Write" >> self.sink(FileSystems.join(self.directory, self.prefix)))
 
 
 class _WriteBundleFiles(beam.DoFn):
-    """Records → ``<dir>/<prefix>-<uuid>.jsonl.gz``, one file per bundle (see ``bundle_files``)."""
+    """Records → ``<dir>/<prefix>-<uuid>.jsonl.gz``, one file per bundle (see ``bundle_files``).
 
-    def __init__(self, directory: str, prefix: str, counter: str) -> None:
+    Lines are compressed in blocks of ``BLOCK`` records by one zlib stream in gzip framing, at
+    ``gzip_level`` (``output.gzip_level``; 1 compresses Korean JSON lines ~3x faster than the
+    default 6, for ~18 % more bytes: docs/output-format.md), instead of one call into Beam's
+    ``CompressedFile`` per record.
+    """
+
+    BLOCK = 256
+
+    def __init__(self, directory: str, prefix: str, counter: str, gzip_level: int = 6) -> None:
+        if not 0 <= gzip_level <= 9:
+            raise ValueError(f"output.gzip_level must be 0-9, got {gzip_level}")
         self.directory = directory
         self.prefix = prefix
         self.counter_name = counter
+        self.gzip_level = gzip_level
 
     def setup(self) -> None:
         self.counter = Metrics.counter(NAMESPACE, self.counter_name)
 
     def start_bundle(self) -> None:
         self._fh = None
+        self._zip = None
+        self._lines: list[str] = []
 
     def process(self, rec):
-        if self._fh is None:
-            path = FileSystems.join(self.directory, f"{self.prefix}-{uuid.uuid4().hex}.jsonl.gz")
-            self._fh = FileSystems.create(path, compression_type=CompressionTypes.GZIP)
-        self._fh.write(to_json_line(rec).encode("utf-8") + b"\n")
-        self.counter.inc()
+        self._lines.append(to_json_line(rec))
+        if len(self._lines) >= self.BLOCK:
+            self._write_block()
         return ()
 
+    def _write_block(self) -> None:
+        if not self._lines:
+            return
+        if self._fh is None:
+            path = FileSystems.join(self.directory, f"{self.prefix}-{uuid.uuid4().hex}.jsonl.gz")
+            self._fh = FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+            self._zip = zlib.compressobj(self.gzip_level, zlib.DEFLATED, 31)  # wbits 31: gzip header + trailer
+        self._lines.append("")  # a newline after the last line too
+        self._fh.write(self._zip.compress("\n".join(self._lines).encode("utf-8")))
+        self.counter.inc(len(self._lines) - 1)
+        self._lines = []
+
     def finish_bundle(self) -> None:
+        self._write_block()
         if self._fh is not None:
+            self._fh.write(self._zip.flush())
             self._fh.close()
-            self._fh = None
+            self._fh = self._zip = None
 
 
 class WriteJsonl(_CountingWrite):

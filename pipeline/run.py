@@ -185,13 +185,14 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
     kept_docs = docs | "CountKept" >> beam.ParDo(CountOutput())
     out_cfg = cfg["output"]
     local = _is_local_runner(p)
+    gz = int(out_cfg["gzip_level"])
     kept_records = kept_docs | "KeptRecords" >> beam.Map(lambda d: d.to_record())
     if out_cfg["kept_format"] == "parquet":
         kept_records | "WriteKept" >> WriteKeptParquet(FileSystems.join(work_dir, "kept"), "output.kept_written",
                                                        out_cfg["num_kept_files"])
     else:
         kept_records | "WriteKept" >> WriteJsonl(FileSystems.join(work_dir, "kept"), "output.kept_written",
-                                                 out_cfg["num_kept_files"], bundle_files=local)
+                                                 out_cfg["num_kept_files"], bundle_files=local, gzip_level=gz)
     if "tokenize" in stages:
         from pipeline.tokenize import WriteShards
 
@@ -205,9 +206,10 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
     # documents in memory until it ran.  Files: rejected/<stage>-part-SSSSS-of-NNNNN.jsonl.gz.
     for stage, pcoll in rejected:
         pcoll | f"WriteRejected/{STAGE_LABELS[stage]}" >> WriteJsonl(
-            FileSystems.join(work_dir, "rejected"), "output.rejected", prefix=stage, bundle_files=local)
+            FileSystems.join(work_dir, "rejected"), "output.rejected", prefix=stage, bundle_files=local,
+            gzip_level=gz)
     read["errors"] | "WriteErrors" >> WriteJsonl(FileSystems.join(work_dir, "errors"), "output.errors",
-                                                 bundle_files=local)
+                                                 bundle_files=local, gzip_level=gz)
     for name, pcoll in stage_stats.items():
         # one small dict per stage: written straight from the step that made it
         pcoll | f"WriteStats{name.title()}" >> beam.Map(

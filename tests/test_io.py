@@ -215,3 +215,27 @@ def test_json_file_holding_one_array_of_records(tmp_path, records):
     docs, errors = read_file_documents(str(tmp_path / "arr.json"))
     assert [d.id for d in docs] == [r["id"] for r in records[:3]]
     assert [(e["position"], "no 'text' field" in e["error"]) for e in errors] == [(3, True)]
+
+
+@pytest.mark.parametrize("level", [1, 9])
+def test_bundle_file_writer_writes_every_record_as_gzip_in_blocks(tmp_path, records, level):
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from pipeline.io import _WriteBundleFiles
+
+    # 3 blocks and a partial one per bundle at most: 40 real records x 17 copies = 680 lines
+    many = [dict(r, id=f"{r['id']}#{k}") for k in range(17) for r in records]
+    p = BeamTestPipeline(runner="FnApiRunner")
+    _ = p | beam.Create(many) | WriteJsonl(str(tmp_path / "out"), "test.written", prefix="kept",
+                                            bundle_files=True, gzip_level=level)
+    result = p.run()
+    result.wait_until_finish()
+    files = sorted((tmp_path / "out").glob("kept-part-*.jsonl.gz"))
+    assert files
+    lines = [line for f in files for line in gzip.open(f, "rt", encoding="utf-8").read().split("\n")[:-1]]
+    assert sorted(json.loads(line)["id"] for line in lines) == sorted(r["id"] for r in many)
+    assert all(json.loads(line) in many for line in lines[:50])         # whole records, text intact
+    counters = result.metrics().query(MetricsFilter().with_name("test.written"))["counters"]
+    assert sum(c.committed for c in counters) == len(many)
+    with pytest.raises(ValueError, match="gzip_level"):
+        _WriteBundleFiles(str(tmp_path), "x", "c", gzip_level=10)

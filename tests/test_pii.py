@@ -373,3 +373,28 @@ def test_beam_stage_masks_and_counts():
     counters = {c.key.metric.name: c.committed
                 for c in result.metrics().query()["counters"]}
     assert counters.get("pii.count.masked.tel") == 1
+
+
+def test_presidio_is_imported_by_the_analyzer_not_by_building_the_stage():
+    """The process that only builds the Beam graph must not pay presidio's import (~1.3 CPU-s)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from filters.pii import ENTITY_NAMES, build_filters\n"
+        "filters = build_filters({})\n"
+        "assert 'presidio_analyzer' not in sys.modules, 'imported while building the stage'\n"
+        "try:\n"
+        "    build_filters({'entities': ['tel', 'passport']})\n"
+        "    raise SystemExit('unknown entity accepted')\n"
+        "except ValueError as e:\n"
+        "    assert 'passport' in str(e), e\n"
+        "filters[0].ensure_setup()\n"
+        "assert 'presidio_analyzer' in sys.modules and 'torch' not in sys.modules\n"
+        "from filters.pii.recognizers import RECOGNIZERS\n"
+        "assert tuple(RECOGNIZERS) == ENTITY_NAMES, (tuple(RECOGNIZERS), ENTITY_NAMES)\n"
+        "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

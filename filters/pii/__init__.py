@@ -23,38 +23,6 @@ from typing import Any, Iterable, Mapping, Sequence
 from filters.base import KEEP, Document, DocumentFilter, Verdict, drop
 
 
-def _import_presidio_without_torch() -> None:
-    """Import presidio_analyzer with torch and transformers hidden from it.
-
-    ``presidio_analyzer.nlp_engine`` eagerly imports every NLP back-end (spaCy -> thinc -> torch,
-    the transformers token pipe, and a device detector that imports torch to look for CUDA) even
-    though this stage only uses ``NoOpNlpEngine`` and regex recognizers.  In a Beam worker that
-    cost 4.3 CPU-seconds and ~300 MB of resident memory per process (bench/stage_kernels.py /
-    docs/benchmarks.md, "End-to-end").  presidio and thinc treat both packages as optional
-    (``try: import … except ImportError``), so hiding them for the duration of this import makes
-    them take their "not installed" paths; afterwards they are importable again as usual.  When
-    either is already imported (e.g. in a training process) nothing is hidden.
-    """
-    import sys
-
-    if "presidio_analyzer" in sys.modules:
-        return
-    hidden = [name for name in ("torch", "transformers") if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # makes `import name` raise ImportError
-    try:
-        import presidio_analyzer  # noqa: F401
-        import presidio_analyzer.nlp_engine  # noqa: F401
-    finally:
-        for name in hidden:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
-
-
-_import_presidio_without_torch()
-
-from filters.pii.recognizers import ENTITY_TO_NAME, RECOGNIZERS  # noqa: E402
-
 STAGE = "pii"
 # Token name -> replacement written into the text (configurable under pii.tokens).
 REPLACEMENT_TOKENS: dict[str, str] = {
@@ -108,15 +76,23 @@ def get_analyzer(settings: AnalyzerSettings = AnalyzerSettings()):
         return engine
 
 
+def _check_entities(entities: Iterable[str]) -> None:
+    unknown = set(entities) - set(ENTITY_NAMES)
+    if unknown:
+        raise ValueError(f"pii.entities: unknown entity names {sorted(unknown)}; known: {sorted(ENTITY_NAMES)}")
+
+
 def _build_analyzer(settings: AnalyzerSettings):
+    # presidio (~1.3 CPU-s to import) is imported here, where the analyzer is built (once per
+    # worker process), not with this module: the process that only builds the Beam graph never
+    # pays for it. filters.pii.recognizers imports it first, with torch hidden.
+    from filters.pii.recognizers import RECOGNIZERS
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NoOpNlpEngine
 
     from filters.pii.context import KoreanContextEnhancer
 
-    unknown = set(settings.entities) - set(RECOGNIZERS)
-    if unknown:
-        raise ValueError(f"pii.entities: unknown entity names {sorted(unknown)}; known: {sorted(RECOGNIZERS)}")
+    _check_entities(settings.entities)
     recognizers = [RECOGNIZERS[name](settings.context_chars_before, settings.context_chars_after)
                    for name in settings.entities]
     registry = RecognizerRegistry(recognizers=recognizers, supported_languages=["ko"])
@@ -152,6 +128,8 @@ def find_pii(text: str, settings: AnalyzerSettings = AnalyzerSettings(),
         return []
     results = get_analyzer(settings).analyze(text=text, language="ko",
                                              score_threshold=settings.score_threshold)
+    from filters.pii.recognizers import ENTITY_TO_NAME   # loaded with the analyzer above
+
     spans = [PiiSpan(r.start, r.end, ENTITY_TO_NAME[r.entity_type], round(float(r.score), 4),
                      (r.recognition_metadata or {}).get("format", ""))
              for r in results]
@@ -183,6 +161,7 @@ class PiiMaskFilter(DocumentFilter):
                  tokens: Mapping[str, str] | None = None, use_prescreen: bool = True,
                  max_spans: int = 0) -> None:
         super().__init__()
+        _check_entities(settings.entities)   # a config error, found where the graph is built
         self.settings = settings
         self.tokens = dict(REPLACEMENT_TOKENS if tokens is None else tokens)
         missing = set(settings.entities) - set(self.tokens)

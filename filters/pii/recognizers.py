@@ -22,10 +22,41 @@ import re
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
 
-from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerResult
 
-from filters.pii.context import KoreanContextMatcher
-from filters.pii.validators import (card_number_ok, isbn13_ok, looks_like_year_range,
+def _import_presidio_without_torch() -> None:
+    """Import presidio_analyzer with torch and transformers hidden from it.
+
+    ``presidio_analyzer.nlp_engine`` eagerly imports every NLP back-end (spaCy -> thinc -> torch,
+    the transformers token pipe, and a device detector that imports torch to look for CUDA) even
+    though this stage only uses ``NoOpNlpEngine`` and regex recognizers.  In a Beam worker that
+    cost 4.3 CPU-seconds and ~300 MB of resident memory per process (bench/stage_kernels.py /
+    docs/benchmarks.md, "End-to-end").  presidio and thinc treat both packages as optional
+    (``try: import … except ImportError``), so hiding them for the duration of this import makes
+    them take their "not installed" paths; afterwards they are importable again as usual.  When
+    either is already imported (e.g. in a training process) nothing is hidden.
+    """
+    import sys
+
+    if "presidio_analyzer" in sys.modules:
+        return
+    hidden = [name for name in ("torch", "transformers") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # makes `import name` raise ImportError
+    try:
+        import presidio_analyzer  # noqa: F401
+        import presidio_analyzer.nlp_engine  # noqa: F401
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+_import_presidio_without_torch()
+
+from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerResult  # noqa: E402
+
+from filters.pii.context import KoreanContextMatcher  # noqa: E402
+from filters.pii.validators import (card_number_ok, isbn13_ok, looks_like_year_range,  # noqa: E402
                                     only_digits, rrn_birth_date, rrn_check_digit_ok)
 
 # Left: not after a digit, ASCII letter, '_', '-', '+', '@', '=' (URL query values), or "digit."
