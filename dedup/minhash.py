@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from datasketch import MinHash
 
 _WS = re.compile(r"\s+")
 
@@ -151,6 +150,10 @@ class MinHasher:
     """Batch MinHash signatures with datasketch's affine32 permutations."""
 
     def __init__(self, params: MinHashParams):
+        # datasketch (which imports scipy: ~0.6 CPU-s) is needed only for these parameters; a
+        # hasher built where the Beam graph is built travels to the workers with them, pickled.
+        from datasketch import MinHash
+
         self.params = params
         a, b = MinHash(num_perm=params.num_perm, seed=params.seed, scheme="affine32").permutations
         # (num_perm, 1) columns: the permuted matrix is (num_perm, shingles) so that the per-document

@@ -63,11 +63,14 @@ class _Fingerprints(beam.DoFn):
         self.params = params
         self.near = near
         self.band_filter_bits = band_filter_bits
-        self.hasher = None
+        # built here, in the graph-building process, and pickled with the DoFn: the workers get
+        # the permutation parameters without importing datasketch and scipy
+        self.hasher = MinHasher(params)
         self._bits = None
 
     def setup(self):
-        self.hasher = MinHasher(self.params)
+        if self.hasher is None:
+            self.hasher = MinHasher(self.params)
 
     def start_bundle(self):
         self._bits = None

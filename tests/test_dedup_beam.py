@@ -176,3 +176,30 @@ def test_exact_only_and_disabled_configs(docs, section, tmp_path):
     off = dict(section, enabled=False)
     kept, rejected, stats, _ = _run_dedup(docs, off, tmp_path, ["--runner=FnApiRunner"])
     assert len(kept) == len(docs) and rejected == [] and stats == [{"enabled": False}]
+
+
+def test_fingerprint_step_carries_its_permutations_so_workers_skip_datasketch(tmp_path):
+    """The DoFn pickled in the graph-building process brings the MinHash permutation parameters:
+    a worker unpickling it computes datasketch's signatures without importing datasketch/scipy."""
+    import subprocess
+    import sys
+
+    from dedup.minhash import MinHasher, MinHashParams
+    from pipeline.dedup import _Fingerprints
+
+    params = MinHashParams.from_section(load_defaults()["dedup"]["minhash"])
+    (tmp_path / "fn.pkl").write_bytes(pickle.dumps(_Fingerprints(params, near=True)))
+    text = "대한민국의 수도는 서울특별시이며, 가장 큰 도시이기도 하다. 서울은 한강을 끼고 있다."
+    expected = MinHasher(params).signatures([MinHasher(params).shingles(text)])[0].tolist()
+    code = (
+        "import pickle, sys, json\n"
+        f"fn = pickle.loads(open({str(tmp_path / 'fn.pkl')!r}, 'rb').read())\n"
+        "fn.setup()\n"
+        f"sig = fn.hasher.signatures([fn.hasher.shingles({text!r})])[0].tolist()\n"
+        "print(json.dumps({'sig': sig, 'datasketch': 'datasketch' in sys.modules, 'scipy': 'scipy' in sys.modules}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["sig"] == expected
+    assert out["datasketch"] is False and out["scipy"] is False
