@@ -21,6 +21,7 @@ fixed-size audit sample).  The per-node logic lives in ``dedup.components``.
 """
 from __future__ import annotations
 
+import functools
 import heapq
 from collections import Counter
 from typing import Any
@@ -41,7 +42,11 @@ EXCERPT_CHARS = 120
 CLUSTER_MEMBERS_SHOWN = 5
 
 
+@functools.lru_cache(maxsize=None)
 def _counter(name: str):
+    # Beam's counter objects resolve the current bundle's metrics container on every inc(), so
+    # one object per name serves every bundle and thread; creating one per document cost ~2 %
+    # of the workers' time at 30k documents (py-spy)
     return Metrics.counter(NS, name)
 
 
