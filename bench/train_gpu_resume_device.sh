@@ -5,12 +5,7 @@
 # an uninterrupted 10-step run, and a run stopped at step 5 (checkpoint) then resumed to 10.
 # Prints both runs' losses side by side and the trainer's own tokens/s and MFU.
 set -u
-OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site || exit 1
-fi
+source bench/gpu_setup.sh
 DATA=${DATA:-gpu-shards}
 common=(--config configs/train/polyglot-ko-1.3b.yaml --data "$DATA"
   --set training.train_iters=10 --set training.micro_batch_size=4 --set training.global_batch_size=8
