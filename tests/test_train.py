@@ -468,20 +468,25 @@ def test_flops_per_token_matches_6n_plus_attention():
     assert flops_per_token(cfg, 2048) == pytest.approx(6 * n + 12 * 24 * 2048 * 2048)
 
 
+def _assert_same_loss_and_gradients(reference, other, vocab: int = 256):
+    """One forward/backward of both models on the same tokens: equal loss and gradients."""
+    ids = torch.randint(0, vocab, (2, 33))
+    losses = []
+    for m in (reference, other):
+        loss = m(ids[:, :-1], ids[:, 1:])
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(losses[1], abs=1e-6)
+    for (name, a), b in zip(reference.named_parameters(), other.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
 def test_activation_checkpointing_gives_same_loss_and_gradients():
     torch.manual_seed(0)
     plain = GPTNeoX(get_config("tiny", vocab_size=256))
     ckpt = GPTNeoX(get_config("tiny", vocab_size=256), activation_checkpointing=True)
     ckpt.load_state_dict(plain.state_dict())
-    ids = torch.randint(0, 256, (2, 33))
-    losses = []
-    for m in (plain, ckpt):
-        loss = m(ids[:, :-1], ids[:, 1:])
-        loss.backward()
-        losses.append(loss.item())
-    assert losses[0] == pytest.approx(losses[1], abs=1e-6)
-    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
-        torch.testing.assert_close(a.grad, b.grad, msg=name)
+    _assert_same_loss_and_gradients(plain, ckpt)
 
 
 def test_compiled_blocks_share_one_graph_and_keep_loss_gradients_and_names():
@@ -496,14 +501,6 @@ def test_compiled_blocks_share_one_graph_and_keep_loss_gradients_and_names():
     # aot_eager traces forward and backward like inductor does, without a C++ build per test run
     compiled.compile_blocks(backend="aot_eager")
     assert list(compiled.state_dict()) == list(plain.state_dict())   # checkpoints/export unchanged
-    ids = torch.randint(0, 256, (2, 33))
-    losses = []
-    for m in (plain, compiled):
-        loss = m(ids[:, :-1], ids[:, 1:])
-        loss.backward()
-        losses.append(loss.item())
-    assert losses[0] == pytest.approx(losses[1], abs=1e-6)
-    for (name, a), b in zip(plain.named_parameters(), compiled.parameters()):
-        torch.testing.assert_close(a.grad, b.grad, msg=name)
+    _assert_same_loss_and_gradients(plain, compiled)
     # the 4 identical blocks reuse one compiled graph: no per-block recompilation
     assert counters["stats"]["unique_graphs"] == 1
