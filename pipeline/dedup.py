@@ -12,9 +12,10 @@ their verdicts, audit and stats.
                                                                   kept / rejected (duplicate_of = final survivor)
                                                                   stats: clusters, audit, caps → one dict
 
-The documents themselves cross one shuffle (``JoinById``): everything before it moves only the
-fixed-size fingerprints computed next to the quality stage, so exact and near dedup cost the
-runner a few hundred bytes per document, not the text (docs/benchmarks.md, End-to-end).  No step
+The documents themselves cross one shuffle (``JoinById``; on a local runner they wait in
+staging files and meet their verdicts as a side input instead, ``ResolveStaged``): everything
+else moves only the fixed-size fingerprints computed next to the quality stage, so exact and near
+dedup cost the runner a few hundred bytes per document, not the text (docs/benchmarks.md).  No step
 gathers all edges or signatures in one place: every grouping is keyed by a document, a band key
 or an edge; the only global combines are bounded (counts, a size histogram, the top-k clusters, a
 fixed-size audit sample).  The per-node logic lives in ``dedup.components``.
@@ -72,10 +73,6 @@ class _Fingerprints(beam.DoFn):
         # the permutation parameters without importing datasketch and scipy
         self.hasher = MinHasher(params)
         self._bits = None
-
-    def setup(self):
-        if self.hasher is None:
-            self.hasher = MinHasher(self.params)
 
     def start_bundle(self):
         self._bits = None
@@ -321,9 +318,14 @@ class _ResolveStaged(_Resolve):
     """One staged file → every document resolved against the removal verdicts (a side input:
     only removed documents have one, so it holds the duplicates' ids, not the corpus)."""
 
+    _survivors_of = None   # (the verdicts dict, its cluster survivors): one scan per side input
+
     def process(self, path, verdicts, audit_ids):
         # The file stays until the run's temp folder is removed: a retried bundle reads it again.
-        survivors = {final for _, final in verdicts.values()}
+        # Every staged file sees the same verdicts: their survivors are collected once, not per file.
+        if self._survivors_of is None or self._survivors_of[0] is not verdicts:
+            self._survivors_of = (verdicts, {final for _, final in verdicts.values()})
+        survivors = self._survivors_of[1]
         for doc in read_staged(path):
             yield from self.resolve(doc, verdicts.get(doc.id), audit_ids, survivors)
 

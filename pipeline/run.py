@@ -157,6 +157,9 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
     from pipeline.stages import STAGE_LABELS, CountOutput, FilterStage, build_stage_filters
 
     stages = enabled_stages(cfg)
+    # A local runner holds shuffles in memory and never retries a bundle: records wait in staging
+    # files, and JSONL outputs are written one file per bundle (pipeline/staging.py, io.py).
+    local = _is_local_runner(p)
     read = p | "Read" >> ReadDocuments(patterns, cfg["input"], n_files)
     docs = read["documents"]
     rejected = []
@@ -173,7 +176,7 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
             # accounting check below verifies them against its neighbours and the writers.
             # On a local runner the documents wait on disk while dedup runs (its shuffles are
             # held in memory); on a distributed runner they are joined by id in its shuffle.
-            staging = FileSystems.join(work_dir, "_dedup_staging") if _is_local_runner(p) else None
+            staging = FileSystems.join(work_dir, "_dedup_staging") if local else None
             result = docs | label >> Dedup(section, staging_dir=staging)
             if "stats" in result:
                 stage_stats["dedup"] = result["stats"]
@@ -184,7 +187,6 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
 
     kept_docs = docs | "CountKept" >> beam.ParDo(CountOutput())
     out_cfg = cfg["output"]
-    local = _is_local_runner(p)
     gz = int(out_cfg["gzip_level"])
     kept_records = kept_docs | "KeptRecords" >> beam.Map(lambda d: d.to_record())
     if out_cfg["kept_format"] == "parquet":
@@ -197,7 +199,7 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
         from pipeline.tokenize import WriteShards
 
         # WriteShards counts tokenize.in/kept itself; the accounting check compares them.
-        staging = FileSystems.join(work_dir, "_tokenize_staging") if _is_local_runner(p) else None
+        staging = FileSystems.join(work_dir, "_tokenize_staging") if local else None
         shard_stats = kept_docs | STAGE_LABELS["tokenize"] >> WriteShards(
             config_mod.section(cfg, "tokenize"), work_dir, staging_dir=staging)
         stage_stats["shards"] = shard_stats

@@ -301,8 +301,8 @@ def build_engine(model, cfg: dict, world_size: int):
         # already averaged over ranks, and there is no model parallelism) in one fused pass
         # instead of a norm kernel per parameter, and it returns the norm.
         def clip_fp32_gradients_keeping_norm():
-            engine._global_grad_norm = torch.nn.utils.clip_grad_norm_(
-                engine.module.parameters(), engine.gradient_clipping(), foreach=cuda or None)
+            engine._global_grad_norm = torch.nn.utils.clip_grad_norm_(  # foreach where the device has it
+                engine.module.parameters(), engine.gradient_clipping())
         engine.clip_fp32_gradients = clip_fp32_gradients_keeping_norm
     return engine, scheduler
 
