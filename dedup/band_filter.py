@@ -50,11 +50,15 @@ class BandBits:
         self.bits = bits
         self.once = np.zeros(1 << (bits - 3), dtype=np.uint8)
         self.twice = np.zeros(1 << (bits - 3), dtype=np.uint8)
+        # (byte index, byte) of the non-zero bytes when this object was unpickled from the sparse
+        # form and not changed since: merging it then costs O(keys), not O(2**bits)
+        self._nonzero: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def add(self, keys: Sequence[bytes]) -> None:
         s = slots(keys, self.bits)
         if not len(s):
             return
+        self._nonzero = None
         # within this batch: slots hit more than once
         uniq, counts = np.unique(s, return_counts=True)
         byte, bit = (uniq >> np.uint64(3)).astype(np.int64), (uniq & np.uint64(7)).astype(np.uint8)
@@ -68,9 +72,47 @@ class BandBits:
     def merge(self, other: "BandBits") -> "BandBits":
         if other.bits != self.bits:
             raise ValueError("cannot merge band bitmaps of different sizes")
-        self.twice |= other.twice | (self.once & other.once)
-        self.once |= other.once
+        self._nonzero = None
+        if other._nonzero is not None:
+            once_at, once_val, twice_at, twice_val = other._nonzero
+            # byte indices are unique within each array, so fancy-index read-modify-write is exact;
+            # "twice" first: it needs this side's "once" from before the merge
+            self.twice[once_at] |= self.once[once_at] & once_val
+            self.twice[twice_at] |= twice_val
+            self.once[once_at] |= once_val
+        else:
+            both = np.bitwise_and(self.once, other.once)
+            both |= other.twice
+            self.twice |= both
+            self.once |= other.once
         return self
+
+    # Per-bundle bitmaps travel through the runner (pickled) to be merged, and the merged one is a
+    # side input of every bundle after it.  2**27 slots are 2 x 16 MiB dense, while a bundle of a
+    # few thousand documents sets ~50k bits: ship the non-zero bytes (5 bytes each) whenever that
+    # is smaller.  The dense arrays are rebuilt on arrival (np.zeros maps untouched pages lazily).
+    def __getstate__(self) -> dict:
+        once_at = np.flatnonzero(self.once)
+        if len(once_at) * 5 * 2 >= len(self.once):
+            return {"bits": self.bits, "once": self.once, "twice": self.twice}
+        twice_at = np.flatnonzero(self.twice)
+        index = np.uint32 if len(self.once) <= 1 << 32 else np.uint64
+        return {"bits": self.bits, "sparse": (once_at.astype(index), self.once[once_at],
+                                              twice_at.astype(index), self.twice[twice_at])}
+
+    def __setstate__(self, state: dict) -> None:
+        self.bits = state["bits"]
+        self._nonzero = None
+        if "sparse" not in state:
+            self.once, self.twice = state["once"], state["twice"]
+            return
+        once_at, once_val, twice_at, twice_val = (np.asarray(a) for a in state["sparse"])
+        once_at, twice_at = once_at.astype(np.int64), twice_at.astype(np.int64)
+        self.once = np.zeros(1 << (self.bits - 3), dtype=np.uint8)
+        self.twice = np.zeros(1 << (self.bits - 3), dtype=np.uint8)
+        self.once[once_at] = once_val
+        self.twice[twice_at] = twice_val
+        self._nonzero = (once_at, once_val, twice_at, twice_val)
 
     def shared(self, keys: Sequence[bytes]) -> list[bool]:
         """For each key: may another key (or another copy of it) be in its bucket?"""

@@ -57,6 +57,39 @@ def test_per_bundle_bitmaps_merge_to_the_single_pass_bitmap(band_keys):
     assert (merged.once == whole.once).all() and (merged.twice == whole.twice).all()
 
 
+def test_pickled_bitmaps_are_small_when_sparse_and_merge_like_the_originals(band_keys):
+    """Bitmaps cross the runner pickled: a sparse one travels as its non-zero bytes, a full one
+    dense, and either merges into the same bitmap as the unpickled originals would."""
+    import pickle
+
+    flat = [k for keys in band_keys for k in keys]
+    whole = BandBits(20)
+    whole.add(flat)
+    parts = []
+    for i in range(0, len(flat), 700):
+        b = BandBits(20)
+        b.add(flat[i:i + 700])
+        parts.append(b)
+    shipped = [pickle.loads(pickle.dumps(b)) for b in parts]
+    assert len(pickle.dumps(parts[0])) < len(parts[0].once) // 4     # 2**17 bytes each, dense
+    for original, copy in zip(parts, shipped):
+        assert (copy.once == original.once).all() and (copy.twice == original.twice).all()
+    # merged in an order that has shipped copies on both sides of merge(), and a dense one among them
+    dense = BandBits(12)
+    dense.add(flat)                      # 2**9 bytes, ~all set: pickled dense
+    assert "once" in dense.__getstate__() and "sparse" in parts[0].__getstate__()
+    merged = BandBits.merged(shipped[::-1], 20)
+    assert (merged.once == whole.once).all() and (merged.twice == whole.twice).all()
+    again = shipped[0]
+    for b in shipped[1:]:
+        again = again.merge(pickle.loads(pickle.dumps(b)))
+    assert (again.once == whole.once).all() and (again.twice == whole.twice).all()
+    small = pickle.loads(pickle.dumps(dense))
+    assert (small.once == dense.once).all() and (small.twice == dense.twice).all()
+    small.add(flat[:10])                 # a changed copy no longer merges through its stale index
+    assert small._nonzero is None
+
+
 def test_unique_keys_pass_at_about_the_fill_ratio():
     rng = np.random.default_rng(7)
     keys = [bytes(rng.integers(0, 256, 12, dtype=np.uint8)) for _ in range(50_000)]
