@@ -11,7 +11,9 @@ import gzip
 import html
 import itertools
 import json
+import math
 import os
+import random
 import shutil
 from pathlib import Path
 
@@ -53,6 +55,44 @@ def test_streaming_histogram_counts_are_exact_and_bounded(shared_data):
     true_med = sorted(values)[len(values) // 2]
     width = rows[0][1] - rows[0][0]
     assert abs(med - true_med) <= width
+
+
+def _sequential_histogram(values, classes, max_bins=40):
+    """The per-value algorithm the buffered histogram must reproduce: double the width whenever
+    the span of bins seen so far exceeds ``max_bins``."""
+    width, bins, lo, hi = 2.0 ** -20, {}, None, None
+    for x, c in zip(values, classes):
+        k = math.floor(x / width)
+        lo, hi = (k, k) if lo is None else (min(lo, k), max(hi, k))
+        while hi - lo + 1 > max_bins:
+            merged = {}
+            for kk, counts in bins.items():
+                tgt = merged.setdefault(kk // 2, [0, 0, 0])
+                for i, n in enumerate(counts):
+                    tgt[i] += n
+            bins, width = merged, width * 2
+            k, lo, hi = math.floor(x / width), lo // 2, hi // 2
+        bins.setdefault(k, [0, 0, 0])[c] += 1
+    return width, bins
+
+
+def test_buffered_histogram_equals_the_per_value_algorithm_in_any_order(shared_data):
+    texts = [r["text"] for r in _read_jsonl(shared_data / "ko_nsmc_reviews.jsonl.gz", 2000)]
+    values = [float(len(t)) for t in texts] + [-len(t) / 7.0 for t in texts[:300]] + [1e-7, 3e6]
+    classes = [i % 3 for i in range(len(values))]
+    rng = random.Random(5)
+    for trial in range(4):
+        order = list(range(len(values)))
+        rng.shuffle(order)
+        vals, cls = [values[i] for i in order], [classes[i] for i in order]
+        hist = StreamingHistogram(max_bins=40)
+        hist.BATCH = 97 + trial * 500           # flushes mid-stream, at different points
+        for v, c in zip(vals, cls):
+            hist.add(v, c)
+        width, bins = _sequential_histogram(vals, cls)
+        assert hist.width == width
+        assert {k: v for k, v in hist.bins.items() if any(v)} == bins
+        assert hist.n == len(values) and hist.min == min(values) and hist.max == max(values)
 
 
 def test_integer_histogram_bins_never_split_integers():
@@ -323,6 +363,25 @@ def test_report_reads_the_same_counts_as_the_documents(real_run):
     dedup_samples = [d for (stage, _), res in s.samples.items() if stage == "dedup" for d in res.items]
     hostile = [d for d in dedup_samples if d["id"] in ("hostile-a", "hostile-b")]
     assert len(hostile) == 1 and hostile[0]["duplicate_of"] in s.survivors
+
+
+def test_records_are_looked_up_by_id_whatever_the_id_or_key_order(tmp_path):
+    """The survivor pass pre-screens lines by their leading id; ids with quotes, backslashes and
+    Hangul, and lines whose keys come in another order, are still found, others never are."""
+    from pipeline.io import to_json_line
+
+    records = [{"id": i, "text": f"문서 {n}", "source": "t", "metadata": {}, "signals": {}}
+               for n, i in enumerate(['plain', 'q"uote', 'back\\slash', '한국어-7', 'x' * 300])]
+    lines = [to_json_line(r) for r in records]
+    lines.append(json.dumps({"text": "키가 뒤에", "id": "late-id"}, ensure_ascii=False))
+    path = tmp_path / "part-00000.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n\n")
+    wanted = {'q"uote', 'back\\slash', '한국어-7', 'late-id', 'absent'}
+    found = {r["id"]: r for r in report.iter_records_with_ids(str(path), wanted)}
+    assert set(found) == wanted - {"absent"}
+    assert found["한국어-7"]["text"] == "문서 3" and found["late-id"]["text"] == "키가 뒤에"
+    assert [r["id"] for r in report.iter_records(str(path))] == [r["id"] for r in records] + ["late-id"]
 
 
 def test_whatif_matches_a_rerun_of_the_filter(real_run):
