@@ -251,3 +251,23 @@ def test_cli_inspect(first_run, capsys, tmp_path):
         f.truncate(os.path.getsize(first) - 2)
     rc = main(["shards", "inspect", str(out / "shards")])
     assert rc == 1 and "truncated or mismatched" in capsys.readouterr().out
+
+
+def test_encoder_ships_the_default_tokenizer_by_checksum_and_others_compressed(kept_docs):
+    """The Encode step is pickled to every worker: the packaged tokenizer travels as its checksum
+    (a few hundred bytes), any other file compressed, and both encode as the original."""
+    import pickle
+
+    from pipeline.tokenize import DocumentEncoder
+    from tokenizer.loading import default_tokenizer_bytes
+
+    default = default_tokenizer_bytes()
+    custom = default.replace(b'"<|endoftext|>"', b'"<|endoftext|>"') + b"\n"   # same vocab, other bytes
+    for data, bound in ((default, 2_000), (custom, len(custom) // 2)):
+        encoder = DocumentEncoder(data, 2, "uint16", 0.0)
+        encoder.setup()                              # a set-up encoder pickles without the tokenizer
+        shipped = pickle.dumps(encoder)
+        assert len(shipped) < bound
+        copy = pickle.loads(shipped)
+        assert copy.tokenizer_json == data and copy.tokenizer is None
+        assert copy.encode(kept_docs[:20]) == encoder.encode(kept_docs[:20])
