@@ -107,9 +107,15 @@ def text_stats(text: str) -> TextStats:
 
 def hangul_and_letter_counts(text: str) -> tuple[int, int]:
     """``(hangul, letters)`` as ``text_stats`` counts them, in two scans instead of seven (the
-    language-ID stage needs only these; measured 2.4x faster than ``text_stats``)."""
-    n = len(text)
-    return n - len(_HANGUL_RUN.sub("", text)), n - len(_LETTER_RUN.sub("", text))
+    language-ID stage needs only these; measured 2.4x faster than ``text_stats``).
+
+    Every Hangul character is a letter (checked over all code points in tests/test_langid.py), so
+    the letters are the Hangul plus the letters left once Hangul is deleted: the second, costlier
+    scan (a class of every Unicode letter) then reads only the rest, about a third of a Korean text.
+    """
+    no_hangul = _HANGUL_RUN.sub("", text)
+    hangul = len(text) - len(no_hangul)
+    return hangul, hangul + len(no_hangul) - len(_LETTER_RUN.sub("", no_hangul))
 
 
 def hangul_letter_ratio(text: str) -> float:

@@ -72,6 +72,15 @@ def test_two_scan_counts_equal_text_stats(wiki, reviews, other_lang):
         assert hangul_and_letter_counts(t) == (s.hangul, s.letters), t[:80]
 
 
+def test_every_hangul_character_is_a_letter():
+    """hangul_and_letter_counts counts letters only in what is left once Hangul is deleted."""
+    from filters.text_stats import _HANGUL_RUN, _LETTER_RUN
+
+    hangul = [chr(cp) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and _HANGUL_RUN.fullmatch(chr(cp))]
+    assert len(hangul) > 11_172                 # the syllables and the jamo blocks
+    assert all(_LETTER_RUN.fullmatch(c) for c in hangul)
+
+
 def test_hangul_letter_ratio_counts_letters_only():
     assert hangul_letter_ratio("2022년 3월 15일!") == 1.0          # digits/punctuation ignored
     assert hangul_letter_ratio("ㅋㅋㅋㅋ") == 1.0                   # jamo are Hangul
