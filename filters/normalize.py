@@ -42,7 +42,9 @@ _SCRIPT_STYLE_RE = re.compile(r"<\s*(script|style)\b[^>]*>.*?<\s*/\s*\1\s*>", re
 _ENTITY_RE = re.compile(r"&(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};)"
                         r"|&(?:nbsp|amp|lt|gt|quot|apos)(?![A-Za-z0-9;])")
 
-_HSPACE_RE = re.compile(r"[^\S\n]+")  # whitespace other than newline (tab, NBSP, ideographic space…)
+# Runs of whitespace other than newline (tab, NBSP, ideographic space…) that are not already one
+# plain space: replacing every single " " between eojeol by itself was most of the cost.
+_HSPACE_RE = re.compile(r"[^\S\n]{2,}|[^\S\n ]")
 _BLANK_LINES_RE = re.compile(r"\n{3,}")
 
 # Characters kept although their category is Cc/Cf: they carry structure or are needed for
@@ -79,6 +81,11 @@ def remove_control_chars(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     # Line/paragraph separators are Zl/Zp: make them ordinary newlines.
     text = text.replace("\u2028", "\n").replace("\u2029", "\n").replace("\x85", "\n")
+    # str.isprintable() is False for every "Other" (C*) character, so a text that is printable
+    # but for its newlines and tabs has nothing to remove: one C-level pass instead of the
+    # character-class scan below (~40 ns a character), which most documents never need.
+    if text.replace("\n", "").replace("\t", "").isprintable():
+        return text
     return _control_chars_re().sub("", text)
 
 

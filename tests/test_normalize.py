@@ -101,3 +101,27 @@ def test_build_filters_reads_section_and_rejects_bad_form():
     assert f.unicode_form == "NFKC" and f.strip_html is False
     with pytest.raises(ValueError):
         NormalizeFilter(unicode_form="NFX")
+
+
+def test_fast_paths_give_the_full_scans_output(wiki_texts, reviews):
+    """remove_control_chars skips its character-class scan for printable text, and
+    collapse_whitespace leaves single spaces alone: both must equal the plain definitions."""
+    import re
+
+    from filters.normalize import _control_chars_re, remove_control_chars
+
+    def collapse_reference(text: str) -> str:
+        lines = [line.strip(" ") for line in re.sub(r"[^\S\n]+", " ", text).split("\n")]
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n ")
+
+    injected = ["\u200b", "\ufeff", "\x00", "\u00ad", "\ue000", "\U000f0001", "\u200d", "\u200c",
+                "\t", "\u00a0", "\u3000", "\u2009", "  ", " \t ", "\u0378", "\n\n\n\n"]
+    texts = list(wiki_texts[:150]) + list(reviews[:300])
+    variants = texts + [t[:40] + c + t[40:80] + c + c + t[80:] for t in texts[:100] for c in injected]
+    for t in variants:
+        plain = t.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n").replace(
+            "\u2029", "\n").replace("\x85", "\n")
+        assert remove_control_chars(t) == _control_chars_re().sub("", plain)
+        assert collapse_whitespace(t) == collapse_reference(t)
+    assert remove_control_chars("한\u200b글\ufeff") == "한글"          # a removed character still is
+    assert collapse_whitespace("가\u00a0나\t다  라 마") == "가 나 다 라 마"
