@@ -12,7 +12,7 @@ start-up).  Every kernel is the code the Beam stage calls, without the runner:
                  ``Batch`` step), band keys, 8-bit sketches; then the reduce side in memory:
                  buckets in a dict, ``verified_bucket_star``, ``UnionFind`` (no Beam shuffle)
 * ``pii``        ``filters.pii.build_filters`` on the dedup survivors
-* ``tokenize``   ``pipeline.tokenize.DocumentEncoder.encode`` (``encode_batch_fast``, 256 a batch, threads as configured)
+* ``tokenize``   ``pipeline.tokenize.DocumentEncoder.encode`` (``encode_batch_fast``, 256 a batch)
 * ``write``      JSON lines of kept + rejected records, gzip level 6 (Beam's default), and
                  the kept tokens into one ``IndexedDatasetWriter`` shard                 [I/O]
 
@@ -170,8 +170,7 @@ def measure(corpus: Path, max_docs: int = 0) -> dict:
         data, where = read_tokenizer_bytes(tok.get("tokenizer_file"))
         info = describe(data, where)
         dtype = dtype_for_vocab(info.vocab_size)
-        encoder = DocumentEncoder(data, info.eod_id, dtype.name, float(tok["validation_fraction"]),
-                                  tokenizer_threads=bool(tok["tokenizer_threads"]))
+        encoder = DocumentEncoder(data, info.eod_id, dtype.name, float(tok["validation_fraction"]))
         encoder.setup()
     encoded = []
     batch = int(tok["batch_size"])

@@ -273,5 +273,5 @@ def test_encoder_ships_the_default_tokenizer_by_checksum_and_others_compressed(k
         assert copy.encode(kept_docs[:20]) == encoder.encode(kept_docs[:20])
     # the encoder's ids (encode_batch_fast, no offsets) are encode_batch's, plus the end-of-document id
     bare = load_tokenizer().encode_batch([d.text for d in kept_docs], add_special_tokens=False)
-    ours = DocumentEncoder(default, 2, "uint16", 0.0, tokenizer_threads=False).encode(kept_docs)
+    ours = DocumentEncoder(default, 2, "uint16", 0.0).encode(kept_docs)
     assert [np.frombuffer(t, dtype=np.uint16).tolist() for *_, t in ours] == [e.ids + [2] for e in bare]
