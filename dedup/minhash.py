@@ -15,15 +15,12 @@ same value in every worker process, unlike Python's salted ``hash``).
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 import zlib
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-
-_WS = re.compile(r"\s+")
 
 # polynomial base for rolling n-gram hashes (odd 64-bit constant; arithmetic wraps mod 2^64)
 _POLY = np.uint64(0x100000001B3)
@@ -40,7 +37,9 @@ def exact_normalize(text: str) -> str:
 
     Punctuation is kept: two texts that differ in punctuation are near-, not exact, duplicates.
     """
-    return _WS.sub(" ", unicodedata.normalize("NFC", text).lower()).strip()
+    # str.split() splits at exactly the characters regex \s matches (str.isspace), and joining
+    # with one space is the collapsed, stripped text without a replacement per space
+    return " ".join(unicodedata.normalize("NFC", text).lower().split())
 
 
 def exact_key(text: str) -> bytes:
@@ -55,25 +54,28 @@ def shingle_normalize(text: str) -> str:
     where quotes and brackets hug a Korean word ("「서울」이다" = "서울이다"); Hangul, digits and
     letters are untouched.
     """
-    text = unicodedata.normalize("NFC", text).lower().translate(_punct_table())
-    return _WS.sub(" ", text).strip()
+    text = unicodedata.normalize("NFC", text).lower()
+    # A document holds a handful of distinct punctuation characters: one C-level replace() each
+    # is ~25% faster than str.translate's dict look-up for every character.
+    for mark in _punct_set().intersection(text):
+        text = text.replace(mark, "")
+    return " ".join(text.split())
 
 
-_PUNCT_TABLE: dict[int, None] | None = None
+_PUNCT: frozenset[str] | None = None
 
 
-def _punct_table() -> dict[int, None]:
-    """Code point -> deleted, for every punctuation (P*) and symbol (S*) character.
+def _punct_set() -> frozenset[str]:
+    """Every punctuation (P*) and symbol (S*) character.
 
-    Built once per process (BMP + the emoji/symbol planes, ~50 ms) so that normalisation is one
-    C-level ``str.translate`` instead of a Python loop per character.
+    Built once per process (BMP + the emoji/symbol planes, ~50 ms) so that normalisation never
+    looks up ``unicodedata.category`` per character.
     """
-    global _PUNCT_TABLE
-    if _PUNCT_TABLE is None:
+    global _PUNCT
+    if _PUNCT is None:
         ranges = [range(0x10000), range(0x1F000, 0x1FB00)]
-        _PUNCT_TABLE = {cp: None for r in ranges for cp in r
-                        if unicodedata.category(chr(cp))[0] in "PS"}
-    return _PUNCT_TABLE
+        _PUNCT = frozenset(chr(cp) for r in ranges for cp in r if unicodedata.category(chr(cp))[0] in "PS")
+    return _PUNCT
 
 
 def _mix64_to32(h: np.ndarray) -> np.ndarray:
@@ -113,8 +115,16 @@ def shingle_hashes(text: str, shingle: str = "char", size: int = 5) -> np.ndarra
         raise ValueError(f"unknown shingle type {shingle!r} (char or word)")
     n = min(size, len(units))
     # the n-gram length is mixed in so a short text's single shingle differs from a window
-    hashes = _mix64_to32(_rolling(units, n) + np.uint64(n))
-    return np.unique(hashes)
+    hashes = np.sort(_mix64_to32(_rolling(units, n) + np.uint64(n)))
+    return _sorted_unique(hashes)
+
+
+def _sorted_unique(a: np.ndarray) -> np.ndarray:
+    """Unique values of a sorted array.  Sorting and comparing neighbours is ~1.7x faster per
+    document than ``np.unique``, whose hash-based path (numpy 2) was a tenth of dedup's kernel."""
+    if len(a) < 2:
+        return a
+    return a[np.concatenate(([True], a[1:] != a[:-1]))]
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:

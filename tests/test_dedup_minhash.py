@@ -120,3 +120,37 @@ def test_bbit_sketch_estimates_jaccard(articles):
         assert abs(bbit_jaccard(sk[0], sk[i]) - jaccard(sets[0], sets[i])) < 0.12
     assert bbit_jaccard(sk[0], sk[0]) == 1.0
     assert bbit_jaccard(sk[0], sk[3]) < 0.2
+
+
+def test_fast_normalisation_and_hashing_equal_the_plain_definitions(articles):
+    """exact_normalize/shingle_normalize use str.split and per-mark replace(), shingle_hashes a
+    sort instead of np.unique: each must give what the plain regex / translate / unique did."""
+    import re
+    import sys
+    import unicodedata
+
+    from dedup.minhash import _mix64_to32, _rolling, exact_normalize, shingle_normalize
+
+    spaces = [chr(cp) for cp in range(sys.maxunicode + 1) if re.fullmatch(r"\s", chr(cp))]
+    assert spaces == [chr(cp) for cp in range(sys.maxunicode + 1) if chr(cp).isspace()]
+    table = {cp: None for r in (range(0x10000), range(0x1F000, 0x1FB00)) for cp in r
+             if unicodedata.category(chr(cp))[0] in "PS"}
+
+    def exact_reference(t):
+        return re.sub(r"\s+", " ", unicodedata.normalize("NFC", t).lower()).strip()
+
+    def shingle_reference(t):
+        return re.sub(r"\s+", " ", unicodedata.normalize("NFC", t).lower().translate(table)).strip()
+
+    texts = [a["text"] for a in articles[:40]]
+    texts += [t[:50] + " \u3000「서울」이다!! 😀👍🏽 ₩1,000 \u00a0\t\n" + t[50:120] for t in texts[:10]]
+    texts += ["", " ", "ＡＢＣ Ｄ", "ᄒᆞᆫ글", "...", "a\u2028b\x1cc"]
+    for t in texts:
+        assert exact_normalize(t) == exact_reference(t)
+        assert shingle_normalize(t) == shingle_reference(t)
+        norm = shingle_reference(t)
+        if norm:
+            units = np.frombuffer(norm.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+            n = min(5, len(units))
+            expected = np.unique(_mix64_to32(_rolling(units, n) + np.uint64(n)))
+            assert np.array_equal(shingle_hashes(t), expected)
