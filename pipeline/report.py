@@ -453,7 +453,7 @@ class StreamingHistogram:
     ``polyko report``'s time), and every reader flushes the buffer first.
     """
 
-    BATCH = 1 << 16
+    BATCH = 1 << 14  # ~70 histograms (two per signal) x 16k buffered floats: ~40 MB at most
 
     def __init__(self, max_bins: int = 40, n_classes: int = 3):
         self.max_bins = max_bins
