@@ -439,6 +439,14 @@ KEPT, REMOVED_HERE, REMOVED_ELSEWHERE = 0, 1, 2
 CLASS_NAMES = ("kept", "removed by this filter/stage", "removed elsewhere")
 
 
+def _flushed(attr: str) -> property:
+    """A read-only attribute of StreamingHistogram that bins the buffered values first."""
+    def get(self):
+        self.flush()
+        return getattr(self, attr)
+    return property(get)
+
+
 class StreamingHistogram:
     """Exact counts in at most ``max_bins`` equal-width bins, without knowing the range first.
 
@@ -504,35 +512,12 @@ class StreamingHistogram:
             row[c_cls] += c
 
     # Every reader flushes the buffer first, so no caller can see a half-binned state.
-    @property
-    def width(self) -> float:
-        self.flush()
-        return self._width
-
-    @property
-    def bins(self) -> dict[int, list[int]]:
-        self.flush()
-        return self._bins
-
-    @property
-    def n(self) -> int:
-        self.flush()
-        return self._n
-
-    @property
-    def min(self) -> float:
-        self.flush()
-        return self._min
-
-    @property
-    def max(self) -> float:
-        self.flush()
-        return self._max
-
-    @property
-    def all_integer(self) -> bool:
-        self.flush()
-        return self._all_integer
+    width = _flushed("_width")
+    bins = _flushed("_bins")
+    n = _flushed("_n")
+    min = _flushed("_min")
+    max = _flushed("_max")
+    all_integer = _flushed("_all_integer")
 
     def _double(self) -> None:
         merged: dict[int, list[int]] = {}
