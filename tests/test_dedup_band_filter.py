@@ -44,15 +44,21 @@ def test_no_shared_key_is_ever_held_back(band_keys):
     assert np.mean(roomy.shared(unique)) < 0.01 < np.mean(bits.shared(unique))
 
 
+def _whole_and_parts(keys, bits, per_part):
+    """One bitmap of all ``keys`` and one per ``per_part`` of them, as the bundles build them."""
+    whole = BandBits(bits)
+    whole.add(keys)
+    parts = []
+    for i in range(0, len(keys), per_part):
+        b = BandBits(bits)
+        b.add(keys[i:i + per_part])
+        parts.append(b)
+    return whole, parts
+
+
 def test_per_bundle_bitmaps_merge_to_the_single_pass_bitmap(band_keys):
     flat = [k for keys in band_keys for k in keys]
-    whole = BandBits(14)
-    whole.add(flat)
-    parts = []
-    for i in range(0, len(flat), 500):
-        b = BandBits(14)
-        b.add(flat[i:i + 500])
-        parts.append(b)
+    whole, parts = _whole_and_parts(flat, 14, 500)
     merged = BandBits.merged(parts, 14)
     assert (merged.once == whole.once).all() and (merged.twice == whole.twice).all()
 
@@ -63,13 +69,7 @@ def test_pickled_bitmaps_are_small_when_sparse_and_merge_like_the_originals(band
     import pickle
 
     flat = [k for keys in band_keys for k in keys]
-    whole = BandBits(20)
-    whole.add(flat)
-    parts = []
-    for i in range(0, len(flat), 700):
-        b = BandBits(20)
-        b.add(flat[i:i + 700])
-        parts.append(b)
+    whole, parts = _whole_and_parts(flat, 20, 700)
     shipped = [pickle.loads(pickle.dumps(b)) for b in parts]
     assert len(pickle.dumps(parts[0])) < len(parts[0].once) // 4     # 2**17 bytes each, dense
     for original, copy in zip(parts, shipped):
