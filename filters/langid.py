@@ -31,11 +31,12 @@ false``) fastText is not run on it and the document carries ``langid.method = "s
 removed about two thirds of this stage's time (docs/benchmarks.md, End-to-end); ``score_all:
 true`` scores every document (full score histograms in the report, at that cost).  The second
 rule exists because the quantised ``lid.176.ftz`` has no usable features for many short Korean
-strings: "좋아요", "굿", "축하합니다!!" come back as ``en`` 0.12 (its prior), "행복하세요~^^" as ``eo`` 0.97.  Hangul is written for Korean
-only, so a text whose letters are (almost) all Hangul is Korean whatever the model says; whether
-it is *good* Korean (jamo-only "ㅋㅋㅋ", two-word comments) is the quality stage's question.  The
-ratio is 0.9, not lower, because UTF-8 Korean mis-decoded as CP949 is ~70 % Hangul.  The measured effect of both knobs is in ``docs/langid.md``;
-``hangul_keep_ratio`` > 1 switches the script rule off.
+strings: "좋아요", "굿", "축하합니다!!" come back as ``en`` 0.12 (its prior), "행복하세요~^^" as
+``eo`` 0.97.  Hangul is written for Korean only, so a text whose letters are (almost) all Hangul
+is Korean whatever the model says; whether it is *good* Korean (jamo-only "ㅋㅋㅋ", two-word
+comments) is the quality stage's question.  The ratio is 0.9, not lower, because UTF-8 Korean
+mis-decoded as CP949 is ~70 % Hangul.  The measured effect of both knobs is in
+``docs/langid.md``; ``hangul_keep_ratio`` > 1 switches the script rule off.
 """
 from __future__ import annotations
 

@@ -112,11 +112,10 @@ class DocumentEncoder:
         if kind == "zlib":
             state["tokenizer_json"] = zlib.decompress(value)
         else:
-            data = default_tokenizer_bytes()
-            if hashlib.sha256(data).hexdigest() != value:
+            if _default_tokenizer_sha256() != value:   # hashed once per process, not per unpickle
                 raise RuntimeError("this worker's polyko package has another default tokenizer than "
                                    "the one the pipeline was built with: install the same polyko version")
-            state["tokenizer_json"] = data
+            state["tokenizer_json"] = default_tokenizer_bytes()
         self.__dict__.update(state)
 
     def encode(self, docs: list[Document]) -> list[tuple[str, str, str, bytes]]:
