@@ -23,6 +23,15 @@ probability), ``langid.ko_score`` (combined probability of Korean, for replaying
 ``langid.hangul_ratio`` (Hangul share of letters, from ``filters.text_stats``), and
 ``langid.method`` (``"fasttext"`` or ``"script"``, see below).
 
+No Hangul at all: with ``require_hangul`` (the default) a document that has letters but not one
+Hangul letter is dropped as ``no_hangul``, and by default without running the model.  Such a text
+is not Korean as this corpus means it: ``quality.hangul_share`` (Hangul ≥ 25 % of letters) would
+drop it one stage later even if fastText said ``ko``, so the kept output is the same; only the
+stage that names the reason moves.  These are the English, Japanese and Chinese pages, code and
+Latin-1 mojibake of a crawl, long texts on which the model spent about 60 % of this stage's time
+(docs/benchmarks.md, End-to-end).  ``score_all: true`` still scores them for the report's
+histograms; the decision stays ``no_hangul`` either way.
+
 Decision: keep when the combined top label is ``ko`` with score ≥ ``threshold``, or when at least
 ``hangul_keep_ratio`` of the letters are Hangul.  The Hangul share is computed first: when it
 alone keeps the document the model cannot change the outcome, so by default (``score_all:
@@ -201,12 +210,14 @@ class FastTextLanguageFilter(DocumentFilter):
     with probability ≥ ``threshold``, or when its Hangul share of letters is at least
     ``hangul_keep_ratio`` (see the module docstring for why).
 
-    Drop reasons: ``no_letters`` (nothing to identify), ``not_ko`` (another language wins),
-    ``low_score`` (Korean wins but below the threshold: mixed or too short to be sure).
+    Drop reasons: ``no_letters`` (nothing to identify), ``no_hangul`` (letters, but not one of
+    them Hangul: with ``require_hangul``, decided without the model), ``not_ko`` (another
+    language wins), ``low_score`` (Korean wins but below the threshold: mixed or too short to be
+    sure).
     ``count("label.<code>")`` records the top label of every document for the run report and
     ``count("kept_by_script")`` the documents only the Hangul rule kept (the model was run and
-    disagreed; only with ``score_all``), ``count("decided_by_script")`` the documents the Hangul
-    rule kept without running the model.
+    disagreed; only with ``score_all``), ``count("decided_by_script")`` the documents the script
+    decided without running the model (kept by the Hangul share, or dropped for having no Hangul).
     """
 
     stage = STAGE
@@ -216,7 +227,8 @@ class FastTextLanguageFilter(DocumentFilter):
     def __init__(self, model_path: Optional[str] = None, threshold: float = 0.5,
                  chunk_chars: int = 2000, max_chunks: int = 5,
                  hangul_keep_ratio: float = 0.9,
-                 keep_labels: tuple[str, ...] = ("ko",), score_all: bool = False) -> None:
+                 keep_labels: tuple[str, ...] = ("ko",), score_all: bool = False,
+                 require_hangul: bool = True) -> None:
         super().__init__()
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"langid threshold must be in [0, 1], got {threshold}")
@@ -229,6 +241,7 @@ class FastTextLanguageFilter(DocumentFilter):
         self.hangul_keep_ratio = hangul_keep_ratio
         self.keep_labels = tuple(keep_labels)
         self.score_all = score_all
+        self.require_hangul = require_hangul
         self._model = None
 
     def setup(self) -> None:
@@ -247,11 +260,13 @@ class FastTextLanguageFilter(DocumentFilter):
         hangul_ratio = hangul / letters if letters else 0.0
         doc.signals["langid.hangul_ratio"] = round(hangul_ratio, 4)
         kept_by_script = bool(letters) and hangul_ratio >= self.hangul_keep_ratio
-        if kept_by_script and not self.score_all:
+        dropped_by_script = (self.require_hangul and not kept_by_script
+                             and bool(letters) and not hangul)
+        if (kept_by_script or dropped_by_script) and not self.score_all:
             # The model cannot change this outcome (see the module docstring): skip it.
             doc.signals["langid.method"] = "script"
             self.count("decided_by_script")
-            return KEEP
+            return KEEP if kept_by_script else drop("no_hangul")
         doc.signals["langid.method"] = "fasttext"
         if letters == 0:
             label, score, ko_score = "und", 0.0, 0.0
@@ -262,6 +277,8 @@ class FastTextLanguageFilter(DocumentFilter):
         doc.signals["langid.score"] = round(score, 4)
         doc.signals["langid.ko_score"] = round(ko_score, 4)
         self.count(f"label.{label}")
+        if dropped_by_script:
+            return drop("no_hangul")
         if label in self.keep_labels and score >= self.threshold:
             return KEEP
         if kept_by_script:
@@ -285,4 +302,5 @@ def build_filters(section: dict) -> list[DocumentFilter]:
         max_chunks=int(section.get("max_chunks", 5)),
         hangul_keep_ratio=float(section.get("hangul_keep_ratio", 0.9)),
         score_all=bool(section.get("score_all", False)),
+        require_hangul=bool(section.get("require_hangul", True)),
     )]

@@ -180,7 +180,8 @@ def test_korean_documents_kept(wiki, reviews):
 def test_japanese_chinese_english_dropped(other_lang, group, expected, min_share):
     texts = [t for t in other_lang[group] if len(t) >= 20][:200]
     assert len(texts) >= 100
-    results = _judge(_filter(), texts)
+    # the model's own judgement: without require_hangul these texts (no Hangul) reach fastText
+    results = _judge(_filter(require_hangul=False), texts)
     kept = [d.text for r, d in results if r.kept]
     assert len(kept) <= len(texts) // 100, kept
     assert {r.reason for r, _ in results if not r.kept} <= {"not_ko", "low_score"}
@@ -253,6 +254,50 @@ def test_skipping_the_model_never_changes_a_decision(wiki, reviews, other_lang):
     assert sum(k for k, _ in fast) >= 250 and sum(not k for k, _ in fast) >= 100
 
 
+def _no_hangul_texts(wiki, other_lang) -> list[str]:
+    """Real texts with letters but no Hangul: ja/zh/en prose, and kowiki mis-decoded as Latin-1."""
+    texts = [t for g in ("python_docs:ja", "python_docs:en", "python_docs:zh_CN",
+                         "lingua_testdata:zh:sentence", "lingua_testdata:en:sentence")
+             for t in other_lang[g][:60]]
+    texts += [w.split("\n")[0].encode("utf-8").decode("latin-1") for w in wiki[:60]]
+    return [t for t in texts if hangul_and_letter_counts(t)[1] and not hangul_and_letter_counts(t)[0]]
+
+
+def test_text_without_hangul_is_dropped_without_the_model(wiki, other_lang):
+    texts = _no_hangul_texts(wiki, other_lang)
+    assert len(texts) >= 300
+    f = _filter()
+    results = _judge(f, texts)
+    assert all(not r.kept and r.reason == "no_hangul" for r, _ in results)
+    assert all(d.signals["langid.method"] == "script" and "langid.label" not in d.signals
+               and d.signals["langid.hangul_ratio"] == 0.0 for _, d in results)
+    assert f.drain_counts()["decided_by_script"] == len(texts)
+    # scoring every document labels them for the report but decides the same
+    scored = _filter(score_all=True)
+    results = _judge(scored, texts)
+    assert all(not r.kept and r.reason == "no_hangul" for r, _ in results)
+    assert {d.signals["langid.label"] for _, d in results} >= {"ja", "en", "zh"}
+    # switched off, the model decides again
+    reasons = {r.reason for r, _ in _judge(_filter(require_hangul=False), texts)}
+    assert "no_hangul" not in reasons and "not_ko" in reasons
+    # one Hangul syllable is enough to go to the model
+    mixed = run_filters([_filter()], Document("m", texts[0] + " 한", "t"))
+    assert mixed.reason != "no_hangul"
+
+
+def test_no_hangul_rule_keeps_the_chain_output(wiki, other_lang):
+    """The premise of require_hangul: the default quality stage drops every one of these texts
+    too, so moving the decision to langid cannot change what the pipeline keeps."""
+    from filters.quality import build_filters as quality_filters
+    from filters.quality.filters import HangulShareFilter
+
+    (share,) = [q for q in quality_filters(load_defaults()["quality"]) if isinstance(q, HangulShareFilter)]
+    share.ensure_setup()
+    for text in _no_hangul_texts(wiki, other_lang):
+        result = run_filters([share], Document("x", text, "t"))
+        assert not result.kept, text[:80]
+
+
 def test_mojibake_korean_is_not_korean(wiki):
     f = _filter()
     texts = [wiki[i].split("\n")[0].encode(enc, errors="ignore").decode(dec, errors="replace")
@@ -303,4 +348,4 @@ def test_langid_stage_under_beam(wiki, other_lang):
         assert_that(out["kept"] | "KeptIds" >> beam.Map(lambda d: (d.id, d.signals.get("langid.label", "ko"))),
                     equal_to([(f"ko-{i}", "ko") for i in range(5)]), label="kept")
         assert_that(out["rejected"] | "RejIds" >> beam.Map(lambda r: (r["id"], r["stage"], r["reason"])),
-                    equal_to([(f"ja-{i}", "langid", "not_ko") for i in range(3)]), label="rejected")
+                    equal_to([(f"ja-{i}", "langid", "no_hangul") for i in range(3)]), label="rejected")
