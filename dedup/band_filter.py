@@ -53,6 +53,10 @@ class BandBits:
         # (byte index, byte) of the non-zero bytes when this object was unpickled from the sparse
         # form and not changed since: merging it then costs O(keys), not O(2**bits)
         self._nonzero: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        # indices of every byte ever set (with repeats), or None once a dense merge made that
+        # unknown: pickling then finds the non-zero bytes in O(keys) instead of scanning 2**bits
+        self._touched: list[np.ndarray] | None = []
+        self._touched_len = 0
 
     def add(self, keys: Sequence[bytes]) -> None:
         s = slots(keys, self.bits)
@@ -68,6 +72,7 @@ class BandBits:
         # several slots may share a byte: accumulate with bitwise_or.at, not fancy assignment
         np.bitwise_or.at(self.twice, byte[again], mask[again])
         np.bitwise_or.at(self.once, byte, mask)
+        self._note_touched(byte)
 
     def merge(self, other: "BandBits") -> "BandBits":
         if other.bits != self.bits:
@@ -80,22 +85,52 @@ class BandBits:
             self.twice[once_at] |= self.once[once_at] & once_val
             self.twice[twice_at] |= twice_val
             self.once[once_at] |= once_val
+            self._note_touched(once_at)
         else:
             both = np.bitwise_and(self.once, other.once)
             both |= other.twice
             self.twice |= both
             self.once |= other.once
+            if other._touched is None:
+                self._touched = None
+            for part in other._touched or ():
+                self._note_touched(part)
         return self
+
+    def _note_touched(self, byte_index: np.ndarray) -> None:
+        if self._touched is None:
+            return
+        self._touched.append(byte_index)
+        self._touched_len += len(byte_index)
+        # past an eighth of the bitmap's bytes the list costs more memory than the scan saves
+        if self._touched_len > len(self.once) // 8:
+            self._touched = None
+
+    def _nonzero_once(self) -> np.ndarray:
+        """Sorted indices of the non-zero bytes of ``once`` (those of ``twice`` are among them:
+        a slot is only ever marked twice once it is marked once)."""
+        if self._touched is None:
+            return np.flatnonzero(self.once)
+        if not self._touched:
+            return np.zeros(0, dtype=np.int64)
+        touched = np.concatenate(self._touched)
+        touched.sort()
+        keep = np.empty(len(touched), dtype=bool)
+        keep[:1] = True
+        np.not_equal(touched[1:], touched[:-1], out=keep[1:])
+        self._touched = [touched[keep]]
+        self._touched_len = len(self._touched[0])
+        return self._touched[0]
 
     # Per-bundle bitmaps travel through the runner (pickled) to be merged, and the merged one is a
     # side input of every bundle after it.  2**27 slots are 2 x 16 MiB dense, while a bundle of a
     # few thousand documents sets ~50k bits: ship the non-zero bytes (5 bytes each) whenever that
     # is smaller.  The dense arrays are rebuilt on arrival (np.zeros maps untouched pages lazily).
     def __getstate__(self) -> dict:
-        once_at = np.flatnonzero(self.once)
+        once_at = self._nonzero_once()
         if len(once_at) * 5 * 2 >= len(self.once):
             return {"bits": self.bits, "once": self.once, "twice": self.twice}
-        twice_at = np.flatnonzero(self.twice)
+        twice_at = once_at[self.twice[once_at] != 0]
         index = np.uint32 if len(self.once) <= 1 << 32 else np.uint64
         return {"bits": self.bits, "sparse": (once_at.astype(index), self.once[once_at],
                                               twice_at.astype(index), self.twice[twice_at])}
@@ -105,6 +140,7 @@ class BandBits:
         self._nonzero = None
         if "sparse" not in state:
             self.once, self.twice = state["once"], state["twice"]
+            self._touched = None
             return
         once_at, once_val, twice_at, twice_val = (np.asarray(a) for a in state["sparse"])
         once_at, twice_at = once_at.astype(np.int64), twice_at.astype(np.int64)
@@ -113,6 +149,7 @@ class BandBits:
         self.once[once_at] = once_val
         self.twice[twice_at] = twice_val
         self._nonzero = (once_at, once_val, twice_at, twice_val)
+        self._touched, self._touched_len = [once_at], len(once_at)
 
     def shared(self, keys: Sequence[bytes]) -> list[bool]:
         """For each key: may another key (or another copy of it) be in its bucket?"""

@@ -90,6 +90,45 @@ def test_pickled_bitmaps_are_small_when_sparse_and_merge_like_the_originals(band
     assert small._nonzero is None
 
 
+def test_tracked_nonzero_bytes_equal_a_full_scan(band_keys):
+    """Pickling finds the non-zero bytes from the indices it has set, not by scanning 2**bits:
+    through adds, merges of shipped and local bitmaps, and past the tracking limit."""
+    import pickle
+
+    flat = [k for keys in band_keys for k in keys]
+    whole, parts = _whole_and_parts(flat, 20, 700)
+
+    def same_as_scan(b):
+        assert b._nonzero_once().tolist() == np.flatnonzero(b.once).tolist()
+        state = b.__getstate__()
+        if "sparse" in state:
+            once_at, once_val, twice_at, twice_val = state["sparse"]
+            assert once_at.tolist() == np.flatnonzero(b.once).tolist()
+            assert twice_at.tolist() == np.flatnonzero(b.twice).tolist()
+            assert (once_val == b.once[once_at]).all() and (twice_val == b.twice[twice_at]).all()
+
+    assert BandBits(20)._nonzero_once().tolist() == []
+    for b in [whole, *parts]:
+        assert b._touched is not None
+        same_as_scan(b)
+    merged = BandBits(20)
+    for i, b in enumerate(parts):       # shipped (sparse) and local (dense path) parts alternate
+        merged.merge(pickle.loads(pickle.dumps(b)) if i % 2 else b)
+        same_as_scan(merged)
+    assert merged._touched is not None
+    # a tiny bitmap outgrows its index and falls back to the scan, with the same result
+    small = BandBits(12)
+    small.add(flat)
+    assert small._touched is None
+    same_as_scan(small)
+    tracked = BandBits(12)
+    tracked.add(flat[:5])
+    assert tracked._touched is not None
+    tracked.merge(small)                # merging an untracked bitmap makes the result untracked
+    assert tracked._touched is None
+    same_as_scan(tracked)
+
+
 def test_unique_keys_pass_at_about_the_fill_ratio():
     rng = np.random.default_rng(7)
     keys = [bytes(rng.integers(0, 256, 12, dtype=np.uint8)) for _ in range(50_000)]
