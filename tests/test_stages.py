@@ -149,3 +149,17 @@ def test_high_cardinality_counts_are_not_split_per_source():
     assert sink.c["langid.count.label.ko"] == 1
     assert "langid.source.nsmc.count.label.ko" not in sink.c
     assert sink.c["langid.source.nsmc.count.masked.tel"] == 1
+
+
+def test_documents_survive_pickling_whole(docs):
+    """Documents cross steps pickled (Beam's fallback coder, staging files): every field,
+    including nested metadata and signals, comes back equal and unshared."""
+    import pickle
+
+    d = docs[0]
+    doc = Document(d.id, d.text, d.source, metadata={"url": "https://example.kr/1", "tags": ["a"]},
+                   signals={"langid.hangul_ratio": 0.98, "quality.lines": 3})
+    back = pickle.loads(pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == doc and type(back) is Document
+    back.signals["x"] = 1
+    assert "x" not in doc.signals
