@@ -13,7 +13,7 @@ start-up).  Every kernel is the code the Beam stage calls, without the runner:
                  buckets in a dict, ``verified_bucket_star``, ``UnionFind`` (no Beam shuffle)
 * ``pii``        ``filters.pii.build_filters`` on the dedup survivors
 * ``tokenize``   ``pipeline.tokenize.DocumentEncoder.encode`` (``encode_batch_fast``, 256 a batch)
-* ``write``      JSON lines of kept + rejected records, gzip level 6 (Beam's default), and
+* ``write``      JSON lines of kept + rejected records, gzip at ``output.gzip_level``, and
                  the kept tokens into one ``IndexedDatasetWriter`` shard                 [I/O]
 
 Each stage runs on the documents the previous one kept, with the default config
@@ -184,7 +184,8 @@ def measure(corpus: Path, max_docs: int = 0) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp, clocks["write"]:
         for name, records in (("kept", (d.to_record() for d in docs)), ("rejected", all_rejected)):
-            with gzip.open(Path(tmp) / f"{name}.jsonl.gz", "wt", encoding="utf-8", compresslevel=6) as fh:
+            with gzip.open(Path(tmp) / f"{name}.jsonl.gz", "wt", encoding="utf-8",
+                           compresslevel=int(cfg["output"]["gzip_level"])) as fh:
                 for rec in records:
                     fh.write(to_json_line(rec))
                     fh.write("\n")
