@@ -45,6 +45,7 @@ _ENTITY_RE = re.compile(r"&(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Z
 # Runs of whitespace other than newline (tab, NBSP, ideographic space…) that are not already one
 # plain space: replacing every single " " between eojeol by itself was most of the cost.
 _HSPACE_RE = re.compile(r"[^\S\n]{2,}|[^\S\n ]")
+_SPACES_RE = re.compile(r" {2,}")
 _BLANK_LINES_RE = re.compile(r"\n{3,}")
 
 # Characters kept although their category is Cc/Cf: they carry structure or are needed for
@@ -149,10 +150,20 @@ def compose_jamo(text: str, form: str = "NFC") -> str:
 
 def collapse_whitespace(text: str) -> str:
     """Collapse horizontal whitespace runs to one space; keep line breaks (max one blank line)."""
-    text = _HSPACE_RE.sub(" ", text)
-    lines = [line.strip(" ") for line in text.split("\n")]
-    text = "\n".join(lines)
-    text = _BLANK_LINES_RE.sub("\n\n", text)
+    # str.isprintable() is False for every whitespace character but the ASCII space (tested over
+    # all code points), so when the text minus its newlines is printable its only whitespace is
+    # " " and "\n": each step below then needs to run only if its target occurs at all, which a
+    # C-level substring test finds ~10x faster than the regex scan.
+    if text.replace("\n", "").isprintable():
+        if "  " in text:
+            text = _SPACES_RE.sub(" ", text)
+        if " \n" in text or "\n " in text:
+            text = "\n".join(line.strip(" ") for line in text.split("\n"))
+    else:
+        text = _HSPACE_RE.sub(" ", text)
+        text = "\n".join(line.strip(" ") for line in text.split("\n"))
+    if "\n\n\n" in text:
+        text = _BLANK_LINES_RE.sub("\n\n", text)
     return text.strip("\n ")
 
 

@@ -115,7 +115,8 @@ def test_fast_paths_give_the_full_scans_output(wiki_texts, reviews):
         return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n ")
 
     injected = ["\u200b", "\ufeff", "\x00", "\u00ad", "\ue000", "\U000f0001", "\u200d", "\u200c",
-                "\t", "\u00a0", "\u3000", "\u2009", "  ", " \t ", "\u0378", "\n\n\n\n"]
+                "\t", "\u00a0", "\u3000", "\u2009", "  ", " \t ", "\u0378", "\n\n\n\n",
+                " \n", "\n ", "\n \n \n", "   \n\n\n  "]
     texts = list(wiki_texts[:150]) + list(reviews[:300])
     variants = texts + [t[:40] + c + t[40:80] + c + c + t[80:] for t in texts[:100] for c in injected]
     for t in variants:
@@ -123,5 +124,10 @@ def test_fast_paths_give_the_full_scans_output(wiki_texts, reviews):
             "\u2029", "\n").replace("\x85", "\n")
         assert remove_control_chars(t) == _control_chars_re().sub("", plain)
         assert collapse_whitespace(t) == collapse_reference(t)
+    # the premise of collapse_whitespace's fast path, over every code point
+    import sys
+    spaces = [chr(cp) for cp in range(sys.maxunicode + 1) if re.match(r"\s", chr(cp))]
+    assert len(spaces) > 20
+    assert [c for c in spaces if c.isprintable() and c not in " \n"] == []
     assert remove_control_chars("한\u200b글\ufeff") == "한글"          # a removed character still is
     assert collapse_whitespace("가\u00a0나\t다  라 마") == "가 나 다 라 마"
