@@ -101,17 +101,25 @@ def render(meta: dict, rows: list[dict]) -> str:
     if kernel_rows:
         out += ["", "### Stage kernels alone (single process) and the Beam overhead", "",
                 "CPU seconds of each stage's pure functions on the same documents (`bench/stage_kernels.py`); "
-                "overhead = pipeline CPU time / kernel CPU time − 1, and wall × cores / kernel CPU − 1.", "",
+                "overhead = pipeline CPU time / kernel CPU time − 1, and wall × cores / kernel CPU − 1. "
+                "The run writes report.html after the Beam pipeline, in its main process; the report "
+                "column is `polyko report` run alone on that output (its own process), and the last "
+                "column is the CPU overhead with that subtracted.", "",
                 "| documents | " + " | ".join(r["kernels"]["kernels"]) + " | stages | + read/write "
-                "| pipeline CPU s | overhead (CPU) vs stages / vs +I/O | overhead (wall×cores) vs +I/O |",
-                "|---:|" + "---:|" * (len(kernel_rows[0]["kernels"]["kernels"]) + 5)]
+                "| pipeline CPU s | overhead (CPU) vs stages / vs +I/O | overhead (wall×cores) vs +I/O "
+                "| report alone CPU s | overhead (CPU) vs +I/O, report excluded |",
+                "|---:|" + "---:|" * (len(kernel_rows[0]["kernels"]["kernels"]) + 7)]
         for r in kernel_rows:
             k = r["kernels"]
             cells = " | ".join(f"{x['cpu_s']:.1f}" for x in k["kernels"].values())
+            report = r["polyko"].get("report_alone")
+            without = r.get("overhead_cpu_without_report_vs_stage_and_io_cpu_s")
+            report_cells = (f"{report['cpu_s']:.1f} | {without:+.0%}" if report and without is not None
+                            else "– | –")  # runs before the report was timed alone
             out.append(f"| {r['documents']:,} | {cells} | {k['stage_cpu_s']:.1f} | {k['stage_and_io_cpu_s']:.1f} | "
                        f"{r['polyko']['cpu_s']:.1f} | {r['overhead_cpu_vs_stage_cpu_s']:+.0%} / "
                        f"{r['overhead_cpu_vs_stage_and_io_cpu_s']:+.0%} | "
-                       f"{r['overhead_wall_x_cores_vs_stage_and_io_cpu_s']:+.0%} |")
+                       f"{r['overhead_wall_x_cores_vs_stage_and_io_cpu_s']:+.0%} | {report_cells} |")
 
     if len(kernel_rows) >= 2:
         a, b = kernel_rows[0], kernel_rows[-1]
@@ -137,6 +145,9 @@ def render(meta: dict, rows: list[dict]) -> str:
         o = r["overhead_cpu_vs_stage_and_io_cpu_s"]
         extra = (f"; marginal {kernel_rows[0]['documents']:,}→{r['documents']:,}: {marginal:+.0%}, i.e. without the "
                  f"fixed start-up" if len(kernel_rows) >= 2 else "")
+        without = r.get("overhead_cpu_without_report_vs_stage_and_io_cpu_s")
+        if without is not None:
+            extra += f"; without the report written after the pipeline: {without:+.0%}"
         out.append(f"| Beam overhead ≤ {TARGET_OVERHEAD:.0%} over the stage kernels (incl. read/write) | "
                    f"{o:+.0%} at {r['documents']:,} docs (vs stages only: {r['overhead_cpu_vs_stage_cpu_s']:+.0%}{extra}) | "
                    f"{'yes' if o <= TARGET_OVERHEAD else '**no**' + (' (marginal: yes)' if extra and marginal <= TARGET_OVERHEAD else '')} |")
