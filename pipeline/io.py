@@ -23,12 +23,14 @@ import zlib
 from typing import Any, BinaryIO, Iterator, Mapping, Optional
 
 import apache_beam as beam
+import orjson
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from filters.base import Document
+from pipeline.jsonl import to_json_line
 
 LOG = logging.getLogger("polyko.io")
 NAMESPACE = "polyko"
@@ -247,21 +249,26 @@ def iter_jsonl(stream: BinaryIO, path: str, cfg: Mapping[str, Any]) -> Iterator[
                 path, position, f"record is {len(line)} bytes, over input.max_document_bytes={max_bytes}", line))
             continue
         try:
-            decoded = line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield ("error", "invalid_utf8", error_record(path, position, f"invalid UTF-8: {exc}", line))
-            continue
-        try:
-            # strict=False: raw tabs/newlines/NULs inside strings are accepted (normalisation
-            # removes the control characters); malformed JSON still fails.
-            rec = json.loads(decoded, strict=False)
-        except json.JSONDecodeError as exc:
-            yield ("error", "json", error_record(path, position, f"malformed JSON: {exc}", decoded))
-            continue
+            rec = orjson.loads(line)  # valid UTF-8 and strict JSON: most lines (pipeline/jsonl.py)
+        except orjson.JSONDecodeError:
+            rec = None
+        if rec is None:  # (or a JSON null, which fails below as before)
+            try:
+                decoded = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield ("error", "invalid_utf8", error_record(path, position, f"invalid UTF-8: {exc}", line))
+                continue
+            try:
+                # strict=False: raw tabs/newlines/NULs inside strings are accepted (normalisation
+                # removes the control characters); malformed JSON still fails.
+                rec = json.loads(decoded, strict=False)
+            except json.JSONDecodeError as exc:
+                yield ("error", "json", error_record(path, position, f"malformed JSON: {exc}", decoded))
+                continue
         try:
             yield ("doc", record_to_document(rec, path, position, cfg))
         except RecordError as exc:
-            yield ("error", exc.kind, error_record(path, position, str(exc), decoded))
+            yield ("error", exc.kind, error_record(path, position, str(exc), line.decode("utf-8")))
     if not saw_any:
         yield ("error", "empty_file", error_record(path, 0, "empty input file: no records"))
 
@@ -609,10 +616,6 @@ class ReadDocuments(beam.PTransform):
                     | "SpreadDocuments" >> beam.Reshuffle()
                     | "Unbatch" >> beam.FlatMap(lambda batch: batch))
         return {"documents": docs, "errors": out[ERRORS_TAG]}
-
-
-def to_json_line(record: Mapping[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 class _CountingWrite(beam.PTransform):

@@ -30,6 +30,8 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 
 import yaml
 
+from pipeline.jsonl import parse_json_line
+
 DEFAULT_STAGE_ORDER = ["read", "normalize", "langid", "quality", "dedup", "pii", "tokenize"]
 FILTER_STAGES = ["normalize", "langid", "quality", "dedup", "pii"]
 
@@ -357,22 +359,22 @@ def iter_records(path: str) -> Iterator[dict[str, Any]]:
                 for row in batch.to_pylist():
                     for col in ("metadata", "signals"):
                         if isinstance(row.get(col), str):
-                            row[col] = json.loads(row[col])
+                            row[col] = parse_json_line(row[col])
                     yield row
         return
     for line in _iter_lines(path):
         if line.strip():
-            yield json.loads(line)
+            yield parse_json_line(line)
 
 
 def _iter_lines(path: str) -> Iterator[bytes]:
-    """Raw lines of a JSONL(.gz) part file (json.loads decodes UTF-8 bytes itself: no text layer)."""
+    """Raw lines of a JSONL(.gz) part file (the parser decodes UTF-8 bytes itself: no text layer)."""
     with _open_bytes(path) as raw:
         fh = io.BufferedReader(gzip.GzipFile(fileobj=raw), 1 << 20) if path.endswith(".gz") else raw
         yield from fh
 
 
-# polyko's JSON lines start with the id (pipeline.io.to_json_line writes the record's keys in order)
+# polyko's JSON lines start with the id (pipeline.jsonl.to_json_line writes the record's keys in order)
 _LEADING_ID = re.compile(rb'^\{"id":("(?:[^"\\]|\\.)*")')
 
 
@@ -387,7 +389,7 @@ def iter_records_with_ids(path: str, ids: set) -> Iterator[dict[str, Any]]:
         if m is not None and json.loads(m.group(1)) not in ids:
             continue
         if line.strip():
-            rec = json.loads(line)
+            rec = parse_json_line(line)
             if rec.get("id") in ids:
                 yield rec
 
