@@ -30,7 +30,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from filters.base import Document
-from pipeline.jsonl import to_json_line
+from pipeline.jsonl import may_be_a_big_int, to_json_line
 
 LOG = logging.getLogger("polyko.io")
 NAMESPACE = "polyko"
@@ -252,7 +252,7 @@ def iter_jsonl(stream: BinaryIO, path: str, cfg: Mapping[str, Any]) -> Iterator[
             rec = orjson.loads(line)  # valid UTF-8 and strict JSON: most lines (pipeline/jsonl.py)
         except orjson.JSONDecodeError:
             rec = None
-        if rec is None:  # (or a JSON null, which fails below as before)
+        if rec is None or may_be_a_big_int(rec):  # (or a JSON null, which fails below as before)
             try:
                 decoded = line.decode("utf-8")
             except UnicodeDecodeError as exc:

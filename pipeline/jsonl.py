@@ -10,7 +10,7 @@ so the results are the old ones:
 * reading: raw control characters inside strings (accepted with ``strict=False``), ``NaN`` and
   ``Infinity``, escaped lone surrogates, invalid JSON (the error message is the standard
   library's); integers beyond 64 bits, which orjson would read as floats, are caught after the
-  fact (``_may_be_a_big_int``);
+  fact (``may_be_a_big_int``);
 * writing: dict keys that are not strings, integers beyond 64 bits, lone surrogates.
 
 Two differences remain, both in writing and both valid JSON that reads back to the same value
@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 import orjson
 
-__all__ = ["to_json_line", "parse_json_line"]
+__all__ = ["to_json_line", "parse_json_line", "may_be_a_big_int"]
 
 
 def to_json_line(record: Mapping[str, Any]) -> str:
@@ -43,22 +43,33 @@ def parse_json_line(line: bytes | str) -> Any:
         value = orjson.loads(line)
     except orjson.JSONDecodeError:
         return json.loads(line, strict=False)
-    if _may_be_a_big_int(value):
-        return json.loads(line, strict=False)
-    return value
+    return json.loads(line, strict=False) if may_be_a_big_int(value) else value
 
 
 _INT64 = float(2 ** 63)
 
 
-def _may_be_a_big_int(value: Any) -> bool:
+def may_be_a_big_int(value: Any) -> bool:
     """orjson reads an integer beyond 64 bits as a float, silently: any whole float that large
-    sends the line to the standard parser, which keeps the integer exact."""
+    sends the line to the standard parser, which keeps the integer exact.  (A loop, not
+    recursion: a record with 50 signals costs ~3 µs, a tenth of its parse.)"""
     if type(value) is float:
-        return abs(value) >= _INT64 and value.is_integer()
-    if type(value) is dict:
-        return any(_may_be_a_big_int(v) for v in value.values()
-                   if type(v) in (float, dict, list))
-    if type(value) is list:
-        return any(_may_be_a_big_int(v) for v in value if type(v) in (float, dict, list))
+        return (value >= _INT64 or value <= -_INT64) and value.is_integer()
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is dict:
+            items = node.values()
+        elif kind is list:
+            items = node
+        else:
+            continue
+        for v in items:
+            t = type(v)
+            if t is float:
+                if (v >= _INT64 or v <= -_INT64) and v.is_integer():
+                    return True
+            elif t is dict or t is list:
+                stack.append(v)
     return False

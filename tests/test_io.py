@@ -59,6 +59,21 @@ def test_jsonl_family_reads_every_record_with_fields(tmp_path, records, suffix):
     assert "text" not in wiki.metadata and "id" not in wiki.metadata and "source" not in wiki.metadata
 
 
+def test_jsonl_metadata_is_read_exactly_as_the_standard_parser_reads_it(tmp_path, records):
+    """Input lines go through orjson where it agrees with json (pipeline/jsonl.py): a big
+    integer, NaN, a raw tab in a string and a lone surrogate escape still read as json reads them."""
+    lines = [json.dumps({**records[0], "crawl_id": 2 ** 70, "score": 1.5}, ensure_ascii=False),
+             json.dumps({**records[1], "score": float("nan")}, ensure_ascii=False),
+             '{"id": "tab", "text": "' + records[2]["text"][:60] + '\\t끝\t(raw tab)", "note": "\\ud800"}']
+    path = tmp_path / "edge.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    docs, errors = read_file_documents(str(path))
+    assert errors == [] and len(docs) == 3
+    assert docs[0].metadata["crawl_id"] == 2 ** 70 and type(docs[0].metadata["crawl_id"]) is int
+    assert docs[1].metadata["score"] != docs[1].metadata["score"]          # NaN, as json reads it
+    assert docs[2].text.endswith("\t끝\t(raw tab)") and docs[2].metadata["note"] == "\ud800"
+
+
 def test_missing_id_and_source_get_deterministic_defaults(tmp_path, records):
     path = write_jsonl(tmp_path / "bare.jsonl", [{"text": r["text"]} for r in records[:3]])
     docs, _ = read_file_documents(str(path))
