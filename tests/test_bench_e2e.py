@@ -112,3 +112,15 @@ def test_peer_limits_and_missing_scripts_fail_loudly(capsys):
     assert "no_such_bench" in capsys.readouterr().err
     assert run_all.main(["--only", "no_such_bench"]) == 2
     assert "stage_kernels" in run_all.discover() and "e2e" in run_all.discover()
+
+
+def test_kernel_copies_measure_the_same_work_and_average_it(small_corpus):
+    out, _ = small_corpus
+    single = stage_kernels.measure(out)
+    res = stage_kernels.measure_copies(out, 0, 2)
+    assert res["copies"] == 2 and len(res["per_copy_stage_and_io_cpu_s"]) == 2
+    assert res["stage_and_io_cpu_s"] == pytest.approx(sum(res["per_copy_stage_and_io_cpu_s"]) / 2, abs=0.01)
+    # each copy did the whole chain on the same documents
+    assert {s: (k["in"], k["kept"]) for s, k in res["kernels"].items()} == {
+        s: (k["in"], k["kept"]) for s, k in single["kernels"].items()}
+    assert res["kept"] == single["kept"] and res["tokens"] == single["tokens"]
