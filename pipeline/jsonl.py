@@ -3,9 +3,9 @@
 Every input record is parsed and every kept or rejected record is written as a JSON line, and
 the report parses them all again; with the standard library that was about 4 % of a 30k run's
 CPU time.  orjson parses ~2.9x and writes ~2.4x faster on the benchmark corpus's records, and
-wrote the same bytes as ``json.dumps(ensure_ascii=False, separators=(",", ":"))`` on all 16,717 kept
-records of a 30k run.  Where the two differ, orjson refuses and the standard library decides,
-so the results are the old ones:
+wrote the same bytes as ``json.dumps(ensure_ascii=False, separators=(",", ":"))`` on all
+16,717 kept records of a 30k run.  Where the two differ, orjson refuses and the standard library
+decides, so the results are the old ones:
 
 * reading: raw control characters inside strings (accepted with ``strict=False``), ``NaN`` and
   ``Infinity``, escaped lone surrogates, invalid JSON (the error message is the standard
