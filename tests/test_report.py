@@ -95,6 +95,46 @@ def test_buffered_histogram_equals_the_per_value_algorithm_in_any_order(shared_d
         assert hist.n == len(values) and hist.min == min(values) and hist.max == max(values)
 
 
+def test_signal_summary_buffered_numbers_equal_the_per_value_path(shared_data):
+    """SignalSummary buffers ints and floats and bins them a batch at a time: the linear and log10
+    histograms, non-positive counts and categories equal the plain per-value definition."""
+    from pipeline.report import SignalSummary
+
+    texts = [r["text"] for r in _read_jsonl(shared_data / "ko_nsmc_reviews.jsonl.gz", 1500)]
+    values: list = []
+    for i, t in enumerate(texts):
+        values += [len(t), round(t.count(" ") / max(len(t), 1), 4), -i, 0, 0.0, i % 2 == 0,
+                   "fasttext" if i % 3 else "script", None]
+    values += [float("nan"), float("inf"), -float("inf"), 1e-7, 2 ** 60, 3e6, [1, 2]]
+    classes = [i % 3 for i in range(len(values))]
+
+    linear, log10, nonpositive, categories = StreamingHistogram(), StreamingHistogram(), [0, 0, 0], {}
+    for v, c in zip(values, classes):           # the per-value definition
+        if isinstance(v, (bool, str)):
+            key = str(v).lower() if isinstance(v, bool) else v
+            categories.setdefault(key, [0, 0, 0])[c] += 1
+        elif isinstance(v, (int, float)) and math.isfinite(v):
+            linear.add(float(v), c)
+            if v > 0:
+                log10.add(math.log10(v), c)
+            else:
+                nonpositive[c] += 1
+    summ = SignalSummary("x")
+    old_batch = StreamingHistogram.BATCH
+    StreamingHistogram.BATCH = 1000              # flushes mid-stream too
+    try:
+        for v, c in zip(values, classes):
+            summ.add(v, c)
+    finally:
+        StreamingHistogram.BATCH = old_batch
+    summ.flush()
+    for got, want in ((summ.linear, linear), (summ.log10, log10)):
+        assert (got.width, got.bins, got.n, got.min, got.max, got.all_integer) == (
+            want.width, want.bins, want.n, want.min, want.max, want.all_integer)
+    assert summ.nonpositive == nonpositive and summ.categories == categories
+    assert sum(summ.class_totals()) == linear.n + sum(map(sum, categories.values()))
+
+
 def test_integer_histogram_bins_never_split_integers():
     hist = StreamingHistogram(max_bins=40)
     for v in [0, 1, 1, 2, 3, 3, 3, 7]:
