@@ -23,14 +23,13 @@ import zlib
 from typing import Any, BinaryIO, Iterator, Mapping, Optional
 
 import apache_beam as beam
-import orjson
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from filters.base import Document
-from pipeline.jsonl import may_be_a_big_int, to_json_line
+from pipeline.jsonl import UNDECIDED, fast_parse, to_json_bytes, to_json_line
 
 LOG = logging.getLogger("polyko.io")
 NAMESPACE = "polyko"
@@ -248,11 +247,8 @@ def iter_jsonl(stream: BinaryIO, path: str, cfg: Mapping[str, Any]) -> Iterator[
             yield ("error", "too_large", error_record(
                 path, position, f"record is {len(line)} bytes, over input.max_document_bytes={max_bytes}", line))
             continue
-        try:
-            rec = orjson.loads(line)  # valid UTF-8 and strict JSON: most lines (pipeline/jsonl.py)
-        except orjson.JSONDecodeError:
-            rec = None
-        if rec is None or may_be_a_big_int(rec):  # (or a JSON null, which fails below as before)
+        rec = fast_parse(line)  # valid UTF-8 and strict JSON: most lines (pipeline/jsonl.py)
+        if rec is UNDECIDED:  # the standard path decides, and names invalid UTF-8 itself
             try:
                 decoded = line.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -685,10 +681,10 @@ class _WriteBundleFiles(beam.DoFn):
     def start_bundle(self) -> None:
         self._fh = None
         self._zip = None
-        self._lines: list[str] = []
+        self._lines: list[bytes] = []
 
     def process(self, rec):
-        self._lines.append(to_json_line(rec))
+        self._lines.append(to_json_bytes(rec))
         if len(self._lines) >= self.BLOCK:
             self._write_block()
         return ()
@@ -700,8 +696,8 @@ class _WriteBundleFiles(beam.DoFn):
             path = FileSystems.join(self.directory, f"{self.prefix}-{uuid.uuid4().hex}.jsonl.gz")
             self._fh = FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
             self._zip = zlib.compressobj(self.gzip_level, zlib.DEFLATED, 31)  # wbits 31: gzip header + trailer
-        self._lines.append("")  # a newline after the last line too
-        self._fh.write(self._zip.compress("\n".join(self._lines).encode("utf-8")))
+        self._lines.append(b"")  # a newline after the last line too
+        self._fh.write(self._zip.compress(b"\n".join(self._lines)))
         self.counter.inc(len(self._lines) - 1)
         self._lines = []
 

@@ -7,7 +7,7 @@ from itertools import islice
 
 import pytest
 
-from pipeline.jsonl import parse_json_line, to_json_line
+from pipeline.jsonl import parse_json_line, to_json_bytes, to_json_line
 
 
 def _plain_dumps(rec) -> str:
@@ -35,6 +35,7 @@ def real_records(shared_data):
 def test_written_lines_equal_the_standard_librarys(real_records):
     for rec in real_records:
         assert to_json_line(rec) == _plain_dumps(rec)
+        assert to_json_bytes(rec) == _plain_dumps(rec).encode("utf-8")
 
 
 def test_parsed_lines_equal_the_standard_librarys(real_records):
