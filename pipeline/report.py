@@ -615,31 +615,24 @@ class SignalSummary:
 
     def add(self, value: Any, cls: int) -> None:
         kind = type(value)
-        if kind is float or kind is int:
-            # The common case, ~34 values per document: buffered, then binned by flush() a batch
-            # at a time, with the same arithmetic as the per-value path below.
-            self._numbers.append(value)
-            self._number_classes.append(cls)
-            if len(self._numbers) >= StreamingHistogram.BATCH:
-                self.flush()
-            return
-        if isinstance(value, bool) or isinstance(value, str):
-            key = str(value).lower() if isinstance(value, bool) else value
-            counts = self.categories.get(key)
-            if counts is None:
-                if len(self.categories) >= self.max_categories:
-                    self.other_categories[cls] += 1
-                    return
-                counts = self.categories[key] = [0, 0, 0]
-            counts[cls] += 1
-            return
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            return
-        self.linear.add(float(value), cls)
-        if value > 0:
-            self.log10.add(math.log10(value), cls)
-        else:
-            self.nonpositive[cls] += 1
+        if kind is not float and kind is not int:      # (the exact types first: the common case)
+            if isinstance(value, bool) or isinstance(value, str):
+                key = str(value).lower() if isinstance(value, bool) else value
+                counts = self.categories.get(key)
+                if counts is None:
+                    if len(self.categories) >= self.max_categories:
+                        self.other_categories[cls] += 1
+                        return
+                    counts = self.categories[key] = [0, 0, 0]
+                counts[cls] += 1
+                return
+            if not isinstance(value, (int, float)):
+                return
+        # Numbers, ~34 per document, are buffered and binned by flush() a batch at a time.
+        self._numbers.append(value)
+        self._number_classes.append(cls)
+        if len(self._numbers) >= StreamingHistogram.BATCH:
+            self.flush()
 
     def flush(self) -> None:
         """Bin the buffered numbers: finite ones into ``linear``, positive ones as ``log10`` (with
