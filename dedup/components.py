@@ -102,11 +102,20 @@ def run_star_rounds(edges: Iterable[Edge], max_rounds: int) -> tuple[dict, int]:
 
 
 class UnionFind:
-    """Reference connected components (path halving + union by size) for tests and evaluation."""
+    """Connected components by union-find (path halving + union by size).
+
+    The reference for tests and the evaluation, and the local runner's components step
+    (``pipeline.dedup.InMemoryComponents``): forests built from parts of the edges ``merge`` into
+    the forest of all of them, and ``labels`` names each component by its smallest node, the
+    centre the star rounds converge to.
+    """
 
     def __init__(self) -> None:
         self.parent: dict = {}
         self.size: dict = {}
+
+    def __len__(self) -> int:
+        return len(self.parent)
 
     def find(self, x: Hashable) -> Hashable:
         self.parent.setdefault(x, x)
@@ -125,11 +134,31 @@ class UnionFind:
         self.parent[rb] = ra
         self.size[ra] += self.size[rb]
 
+    def merge(self, other: "UnionFind") -> None:
+        """Add every edge ``other`` was built from (each of its nodes is linked to its parent)."""
+        for x, parent in other.parent.items():
+            self.union(x, parent)
+
     def components(self) -> list[set]:
         groups: dict = defaultdict(set)
         for x in self.parent:
             groups[self.find(x)].add(x)
         return list(groups.values())
+
+    def labels(self) -> dict:
+        """``{node: centre}`` for every node that is not its component's smallest node."""
+        centre: dict = {}
+        for x in self.parent:
+            root = self.find(x)
+            c = centre.get(root)
+            if c is None or x < c:
+                centre[root] = x
+        out = {}
+        for x in self.parent:
+            c = centre[self.find(x)]
+            if x != c:
+                out[x] = c
+        return out
 
 
 def components_by_label(labels: dict) -> list[set]:

@@ -1,11 +1,12 @@
 """The dedup stage as a Beam graph: fingerprints, exact hash groups, MinHash LSH buckets,
-distributed connected components (large-star / small-star rounds), one join of the documents with
-their verdicts, audit and stats.
+connected components (distributed large-star / small-star rounds, or one union-find on the local
+runner), one join of the documents with their verdicts, audit and stats.
 
     docs ─┬─ Batch ─ Fingerprints: (exact key, (node, 8-bit sketch, band keys)) per document
           │            └─ ExactGroup (GBK) ─ ExactSurvivor ─┬─ survivors ─ Bands ─ BandGroup (GBK)
           │                                                 │    ─ BucketEdges (verified star, capped)
           │                                                 │    ─ DistinctEdges ─ CC/Round00..NN ─ CC/Converge
+          │                                                 │                      (local runner: CC/UnionFind)
           │                                                 │                         │ near labels
           │                                                 └─ exact dups ─ FinalSurvivor (CoGBK) ─ verdicts
           └─ DocById ──────────────────────────────────────────────────────► JoinById (CoGBK) ─ Resolve
@@ -15,7 +16,8 @@ their verdicts, audit and stats.
 The documents themselves cross one shuffle (``JoinById``; on a local runner they wait in
 staging files and meet their verdicts as a side input instead, ``ResolveStaged``): everything
 else moves only the fixed-size fingerprints computed next to the quality stage, so exact and near
-dedup cost the runner a few hundred bytes per document, not the text (docs/benchmarks.md).  No step
+dedup cost the runner a few hundred bytes per document, not the text (docs/benchmarks.md).  Apart
+from the local runner's union-find (that runner holds every shuffle in memory anyway), no step
 gathers all edges or signatures in one place: every grouping is keyed by a document, a band key
 or an edge; the only global combines are bounded (counts, a size histogram, the top-k clusters, a
 fixed-size audit sample).  The per-node logic lives in ``dedup.components``.
@@ -31,8 +33,8 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from dedup.band_filter import BandBits
-from dedup.components import (capped_members, converged_check, large_star, node_key, small_star,
-                              verified_bucket_star)
+from dedup.components import (UnionFind, capped_members, converged_check, large_star, node_key,
+                              small_star, verified_bucket_star)
 from dedup.minhash import (MinHasher, MinHashParams, bbit_jaccard, bbit_sketch, exact_key, jaccard,
                            shingle_hashes, stable_hash64)
 from filters.base import Document
@@ -259,6 +261,45 @@ class ConnectedComponents(beam.PTransform):
                | "Converge/GroupByNode" >> beam.GroupByKey()
                | "Converge/Label" >> beam.ParDo(_Converge()).with_outputs("unconverged", main="labels"))
         return out.labels, out.unconverged
+
+
+class _UnionFindCombine(beam.CombineFn):
+    """Edges → one union-find forest (each bundle builds its own; the forests merge) →
+    ``[(node id, centre id)]`` for every node that is not its component's smallest."""
+
+    def create_accumulator(self):
+        return UnionFind()
+
+    def add_input(self, forest, edge):
+        forest.union(edge[0], edge[1])
+        return forest
+
+    def merge_accumulators(self, forests):
+        forests = list(forests)
+        merged = max(forests, key=len)
+        for forest in forests:
+            if forest is not merged:
+                merged.merge(forest)
+        return merged
+
+    def extract_output(self, forest):
+        return [(node[1], centre[1]) for node, centre in forest.labels().items()]
+
+
+class InMemoryComponents(beam.PTransform):
+    """Edges → ``(node id, centre id)`` for every non-centre node, exactly, in one place.
+
+    For the local runner, which holds every shuffle in its own memory anyway: all edges end in
+    one union-find, so there are no rounds to bound and nothing is left unconverged.  The star
+    rounds need one ``GroupByKey`` pair per round, each a step of the runner whether or not
+    anything is left to converge (at 100k documents: 24 steps, ~3.5 s of the run, after round 1
+    had already converged).  Same labels as ``ConnectedComponents`` once that converges (tests).
+    """
+
+    def expand(self, edges):
+        return (edges
+                | "UnionFind" >> beam.CombineGlobally(_UnionFindCombine())
+                | "Labels" >> beam.FlatMap(lambda pairs: pairs))
 
 
 # ---------------------------------------------------------------- resolve
@@ -515,10 +556,20 @@ class Dedup(beam.PTransform):
     a distributed runner's shuffle but is held whole in memory by the local runner.
     """
 
-    def __init__(self, section: dict[str, Any], staging_dir: str | None = None):
+    COMPONENTS = ("auto", "union_find", "star_rounds")
+
+    def __init__(self, section: dict[str, Any], staging_dir: str | None = None, local_runner: bool = False):
         super().__init__()
         self.section = section
         self.staging_dir = staging_dir
+        mode = section.get("components", "auto")
+        if mode not in self.COMPONENTS:
+            from pipeline.config import ConfigError
+
+            raise ConfigError(f"config key 'dedup.components': expected one of {', '.join(self.COMPONENTS)}, "
+                              f"got {mode!r}")
+        # auto: in one place where the runner holds every shuffle in memory anyway
+        self.components = ("union_find" if local_runner else "star_rounds") if mode == "auto" else mode
         self.params = MinHashParams.from_section(section["minhash"])
         self.threshold = float(section["minhash"]["threshold"])
 
@@ -561,11 +612,14 @@ class Dedup(beam.PTransform):
                                                                   self.params.verify_threshold))
                        .with_outputs(_BucketEdges.CAPPED, _BucketEdges.UNVERIFIED, main="edges"))
             edges = buckets.edges | "DistinctEdges" >> beam.Distinct()
-            labels, unconverged = edges | "CC" >> ConnectedComponents(int(section["cc_max_rounds"]))
             pieces += [buckets[_BucketEdges.CAPPED] | "CappedTag" >> beam.Map(_tag("capped")),
                        buckets[_BucketEdges.UNVERIFIED] | "UnverifiedTag" >> beam.Map(_tag("unverified")),
-                       unconverged | "UnconvergedTag" >> beam.Map(_tag("unconverged")),
                        edges | "CandidatePairs" >> beam.ParDo(_CountPerBundle("edges"))]
+            if self.components == "union_find":
+                labels = edges | "CC" >> InMemoryComponents()
+            else:
+                labels, unconverged = edges | "CC" >> ConnectedComponents(int(section["cc_max_rounds"]))
+                pieces.append(unconverged | "UnconvergedTag" >> beam.Map(_tag("unconverged")))
             audit_ends = self._audit_sample(edges)
         else:
             labels = p | "NoLabels" >> beam.Create([])
@@ -608,7 +662,7 @@ class Dedup(beam.PTransform):
             "threshold": params["threshold"], "verify_threshold": params["verify_threshold"],
             "max_bucket_size": section["max_bucket_size"],
             "band_filter_bits": filter_bits,
-            "cc_max_rounds": section["cc_max_rounds"]}
+            "components": self.components, "cc_max_rounds": section["cc_max_rounds"]}
         stats = (pieces
                  | "FlattenStats" >> beam.Flatten()
                  | "MergeStats" >> beam.CombineGlobally(_DedupStats(

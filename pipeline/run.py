@@ -177,7 +177,7 @@ def build_pipeline(p, patterns: list[str], work_dir: str, cfg: Mapping[str, Any]
             # On a local runner the documents wait on disk while dedup runs (its shuffles are
             # held in memory); on a distributed runner they are joined by id in its shuffle.
             staging = FileSystems.join(work_dir, "_dedup_staging") if local else None
-            result = docs | label >> Dedup(section, staging_dir=staging)
+            result = docs | label >> Dedup(section, staging_dir=staging, local_runner=local)
             if "stats" in result:
                 stage_stats["dedup"] = result["stats"]
         else:  # tokenize: consumes the final kept set, drops nothing

@@ -12,12 +12,12 @@ import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from dedup.components import UnionFind
+from dedup.components import UnionFind, run_star_rounds
 from dedup.recipes import NEAR_RECIPES, labelled_set
 from dedup.reference import dedup_in_memory
 from filters.base import Document
 from pipeline.config import load_defaults
-from pipeline.dedup import ConnectedComponents, Dedup
+from pipeline.dedup import ConnectedComponents, Dedup, InMemoryComponents
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dedup_kowiki.jsonl.gz"
 
@@ -38,7 +38,7 @@ def docs():
     return [Document(i, t, s, metadata={"n": k}) for k, (i, t, s) in enumerate(triples + extra)]
 
 
-def _run_dedup(docs, section, tmp_path, options, staging_dir=None):
+def _run_dedup(docs, section, tmp_path, options, staging_dir=None, local_runner=False):
     """Run Dedup and return (kept ids, rejected triples, stats, polyko counters)."""
     out = tmp_path / f"out-{random.random()}"
     out.mkdir()
@@ -50,7 +50,8 @@ def _run_dedup(docs, section, tmp_path, options, staging_dir=None):
         return write
 
     p = beam.Pipeline(options=PipelineOptions(options))
-    res = p | beam.Create(docs, reshuffle=False) | "Dedup" >> Dedup(section, staging_dir=staging_dir)
+    res = p | beam.Create(docs, reshuffle=False) | "Dedup" >> Dedup(section, staging_dir=staging_dir,
+                                                                       local_runner=local_runner)
     (res["kept"] | "KeptIds" >> beam.Map(lambda d: d.id) | "KeptList" >> beam.combiners.ToList()
      | "KeptDump" >> beam.Map(dump("kept")))
     (res["rejected"] | "RejTriples" >> beam.Map(lambda r: (r["id"], r["reason"], r["duplicate_of"], r["stage"]))
@@ -108,14 +109,17 @@ def test_counters_and_stats(docs, fnapi_run):
     json.dumps(s)  # stats.json-ready
 
 
-@pytest.mark.parametrize("staged", [False, True], ids=["join-by-id", "staged-on-disk"])
+@pytest.mark.parametrize("staged", [False, True], ids=["join-by-id", "staged-on-disk-union-find"])
 def test_same_result_with_two_workers_multiprocessing(docs, section, tmp_path, fnapi_run, staged):
-    """Two worker processes, and documents staged on disk (what `polyko run` does on the local
-    runner) instead of the CoGroupByKey join: the same decisions, clusters, audit and counters."""
+    """Two worker processes, and what `polyko run` does on the local runner (documents staged on
+    disk instead of the CoGroupByKey join, components by one union-find instead of star rounds):
+    the same decisions, clusters, audit and counters."""
     staging = tmp_path / "staging" if staged else None
     multi = _run_dedup(docs, section, tmp_path, [
         "--runner=FnApiRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing"],
-        staging_dir=str(staging) if staged else None)
+        staging_dir=str(staging) if staged else None, local_runner=staged)
+    assert fnapi_run[2][0]["config"]["components"] == "star_rounds"
+    assert multi[2][0]["config"]["components"] == ("union_find" if staged else "star_rounds")
     assert multi[0] == fnapi_run[0] and multi[1] == fnapi_run[1]
     assert multi[2][0]["largest_clusters"] == fnapi_run[2][0]["largest_clusters"]
     assert multi[2][0]["audit"] == fnapi_run[2][0]["audit"]
@@ -141,8 +145,9 @@ def test_giant_buckets_are_capped_counted_and_reported(docs, section, tmp_path):
     assert len(kept) < 40  # capping limits, but does not stop, removal
 
 
+@pytest.mark.parametrize("transform", ["star_rounds", "in_memory"])
 @pytest.mark.parametrize("shape", ["sorted_path", "random_graph"])
-def test_distributed_components_match_union_find(shape, tmp_path):
+def test_components_transforms_match_union_find(shape, transform, tmp_path):
     rng = random.Random(1 if shape == "sorted_path" else 2)
     node = lambda i: (-(i % 7), f"n{i:05d}")  # noqa: E731  (length ties exercise id order)
     if shape == "sorted_path":
@@ -162,9 +167,38 @@ def test_distributed_components_match_union_find(shape, tmp_path):
             pickle.dump(values, f)
 
     with beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"])) as p:
-        labels, unconverged = p | beam.Create(edges) | ConnectedComponents(rounds=10)
+        edges_pc = p | beam.Create(edges)
+        if transform == "star_rounds":
+            labels, unconverged = edges_pc | ConnectedComponents(rounds=10)
+        else:
+            labels = edges_pc | InMemoryComponents()
         labels | beam.combiners.ToList() | beam.Map(dump)
     assert sorted(pickle.load(open(path, "rb"))) == expected
+
+
+def test_in_memory_components_need_no_rounds(tmp_path):
+    """A sorted path of 2,000 nodes needs more than 3 star rounds (unconverged, labels split);
+    the union-find labels every node with the path's first node."""
+    nodes = [(-1, f"n{i:05d}") for i in range(2000)]
+    edges = list(zip(nodes, nodes[1:]))
+    assert run_star_rounds(edges, 3)[1] > 0
+    path = tmp_path / "labels.pkl"
+
+    def dump(values):
+        with open(path, "wb") as f:
+            pickle.dump(values, f)
+
+    with beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"])) as p:
+        p | beam.Create(edges) | InMemoryComponents() | beam.combiners.ToList() | beam.Map(dump)
+    labels = dict(pickle.load(open(path, "rb")))
+    assert len(labels) == 1999 and set(labels.values()) == {"n00000"}
+
+
+def test_unknown_components_mode_is_a_config_error(section):
+    from pipeline.config import ConfigError
+
+    with pytest.raises(ConfigError, match="dedup.components"):
+        Dedup(dict(section, components="pregel"))
 
 
 def test_exact_only_and_disabled_configs(docs, section, tmp_path):

@@ -127,3 +127,22 @@ def test_verified_bucket_star_drops_pairs_below_the_estimate():
     edges, rejected = verified_bucket_star([(k, v) for k, v in sketches.items()], 0.0,
                                            lambda x, y: sims[(x, y)])
     assert len(edges) == 2 and rejected == 0
+
+
+def test_union_find_forests_of_parts_merge_into_the_forest_of_all_edges():
+    """How the local runner's components step combines per-bundle forests: labels of the merged
+    forest are those of one forest over every edge, each node labelled by its component minimum."""
+    rng = random.Random(7)
+    edges = [(n(rng.randrange(500)), n(rng.randrange(500))) for _ in range(400)]
+    whole = UnionFind()
+    for a, b in edges:
+        whole.union(a, b)
+    parts = [UnionFind() for _ in range(3)]
+    for i, (a, b) in enumerate(edges):
+        parts[i % 3].union(a, b)
+    merged = parts[0]
+    merged.merge(parts[1])
+    merged.merge(parts[2])
+    expected = {x: min(c) for c in whole.components() for x in c if x != min(c)}
+    assert merged.labels() == expected == whole.labels()
+    assert len(merged) == len(whole)
