@@ -2,7 +2,7 @@
 connected components (distributed large-star / small-star rounds, or one union-find on the local
 runner), one join of the documents with their verdicts, audit and stats.
 
-    docs ─┬─ Batch ─ Fingerprints: (exact key, (node, 8-bit sketch, band keys)) per document
+    docs ─┬─ Fingerprints (512 at a time): (exact key, (node, 8-bit sketch, band keys)) per document
           │            └─ ExactGroup (GBK) ─ ExactSurvivor ─┬─ survivors ─ Bands ─ BandGroup (GBK)
           │                                                 │    ─ BucketEdges (verified star, capped)
           │                                                 │    ─ DistinctEdges ─ CC/Round00..NN ─ CC/Converge
@@ -39,6 +39,7 @@ from dedup.minhash import (MinHasher, MinHashParams, bbit_jaccard, bbit_sketch, 
                            shingle_hashes, stable_hash64)
 from filters.base import Document
 from pipeline.staging import StageRecords, global_value, read_staged
+from pipeline.stages import BundleCounters, text_bytes
 
 NS = "polyko"
 EXCERPT_CHARS = 120
@@ -56,16 +57,19 @@ def _counter(name: str):
 # ---------------------------------------------------------------- fingerprints and exact groups
 
 class _Fingerprints(beam.DoFn):
-    """A batch of documents → ``(exact key, (node, 8-bit sketch, band keys))`` per document.
+    """Documents → ``(exact key, (node, 8-bit sketch, band keys))`` per document.
 
-    Everything dedup needs from the text, computed once where the text already is; the batch's
-    MinHash signatures are one matrix.  A document without shingles gets no band keys (it can
-    still be an exact duplicate).  With ``band_filter_bits`` the bundle's band keys also go into
-    a ``BandBits`` bitmap, emitted once per bundle on the ``band_bits`` output
-    (``dedup.band_filter``).
+    Everything dedup needs from the text, computed once where the text already is; the DoFn
+    buffers ``BATCH`` documents so that their MinHash signatures are one matrix (a fixed size, as
+    ``bench.stage_kernels`` measures it: ``beam.BatchElements`` re-fitted its batch size by least
+    squares as it went, ~0.7 CPU-s of a 100k-document run by py-spy).  A document without shingles gets no band
+    keys (it can still be an exact duplicate).  With ``band_filter_bits`` the bundle's band keys
+    also go into a ``BandBits`` bitmap, emitted once per bundle on the ``band_bits`` output
+    (``dedup.band_filter``).  Counts ``dedup.in`` and ``dedup.bytes_in``.
     """
 
     BITS = "band_bits"
+    BATCH = 512
 
     def __init__(self, params: MinHashParams, near: bool, band_filter_bits: int = 0):
         self.params = params
@@ -76,19 +80,36 @@ class _Fingerprints(beam.DoFn):
         self.hasher = MinHasher(params)
         self._bits = None
 
+    def setup(self):
+        self._counters = BundleCounters()
+
     def start_bundle(self):
         self._bits = None
+        self._batch: list[Document] = []
+        self._counters.start()
 
     def finish_bundle(self):
+        for fingerprint in self._fingerprints():
+            yield global_value(fingerprint)
         if self._bits is not None:
             yield beam.pvalue.TaggedOutput(self.BITS, global_value(self._bits))
         self._bits = None
+        self._counters.flush()
 
-    def process(self, batch):
+    def process(self, doc: Document):
+        self._counters.inc("dedup.in")
+        self._counters.inc("dedup.bytes_in", text_bytes(doc.text))
+        self._batch.append(doc)
+        if len(self._batch) >= self.BATCH:
+            yield from self._fingerprints()
+
+    def _fingerprints(self):
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
         if self.near:
             shingles = [self.hasher.shingles(d.text) for d in batch]
             sigs = self.hasher.signatures(shingles)
-            empty = _counter("dedup.count.no_shingles")
         batch_keys: list[bytes] = []
         for i, d in enumerate(batch):
             sketch, bands = b"", ()
@@ -97,7 +118,7 @@ class _Fingerprints(beam.DoFn):
                     sketch, bands = bbit_sketch(sigs[i]), tuple(self.hasher.band_keys(sigs[i]))
                     batch_keys += bands
                 else:
-                    empty.inc()
+                    self._counters.inc("dedup.count.no_shingles")
             yield exact_key(d.text), (node_key(d.id, d.text), sketch, bands)
         if self.band_filter_bits and batch_keys:
             if self._bits is None:
@@ -177,14 +198,29 @@ def _verdicts(element):
 
 
 class _BucketEdges(beam.DoFn):
-    """One LSH bucket → verified star edges to its smallest member; oversized buckets are capped."""
+    """One LSH bucket → verified star edges to its smallest member; oversized buckets are capped.
+
+    A near-duplicate pair shares several bands, so the buckets repeat most edges (at 100k
+    documents 101k edges, 30k distinct).  Each bundle emits its edges once, from a set of at most
+    ``DISTINCT_BUFFER`` edges, so that fewer copies cross the ``DistinctEdges`` shuffle; that
+    step still removes the repeats between bundles.
+    """
 
     CAPPED = "capped"
     UNVERIFIED = "unverified"
+    DISTINCT_BUFFER = 100_000
 
     def __init__(self, cap: int, verify_threshold: float):
         self.cap = cap
         self.verify_threshold = verify_threshold
+
+    def start_bundle(self):
+        self._edges: set = set()
+
+    def finish_bundle(self):
+        for edge in self._edges:
+            yield global_value(edge)
+        self._edges = set()
 
     def process(self, element):
         key, members = element
@@ -199,7 +235,10 @@ class _BucketEdges(beam.DoFn):
         if unverified:
             _counter("dedup.count.unverified_pairs").inc(unverified)
             yield beam.pvalue.TaggedOutput(self.UNVERIFIED, unverified)
-        yield from edges
+        self._edges.update(edges)
+        if len(self._edges) >= self.DISTINCT_BUFFER:
+            yield from self._edges
+            self._edges = set()
 
 
 # ---------------------------------------------------------------- connected components
@@ -305,8 +344,17 @@ class InMemoryComponents(beam.PTransform):
 # ---------------------------------------------------------------- resolve
 
 def _excerpt(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "…"
+    """The first ``EXCERPT_CHARS`` characters with whitespace runs collapsed (+ "…" if cut).
+
+    Collapses a prefix, not the whole text: it is taken for every removed and surviving
+    document, and splitting whole texts took ~0.85 CPU-s of a 100k-document run (py-spy).  The prefix ends
+    inside a word, so a shorter prefix would collapse to the same first characters; the whole
+    text is used when collapsing leaves the prefix too short."""
+    head = text[:4 * EXCERPT_CHARS]
+    collapsed = " ".join(head.split())
+    if len(collapsed) <= EXCERPT_CHARS and len(head) < len(text):
+        collapsed = " ".join(text.split())
+    return collapsed if len(collapsed) <= EXCERPT_CHARS else collapsed[:EXCERPT_CHARS] + "…"
 
 
 class _Resolve(beam.DoFn):
@@ -314,11 +362,25 @@ class _Resolve(beam.DoFn):
 
     Outputs: main = kept Document; ``rejected`` records; ``member`` = ``(survivor id, member
     summary)`` for every removed doc; ``survivor`` = ``(id, excerpt)`` for kept docs; ``tally`` =
-    (reason, source) for the stats counts; ``audit`` = ``(pair key, (id, text))`` for the documents
-    in the audit sample (a side input of at most 2 x audit_sample_size ids).
+    ``{(reason, source): documents}`` once per bundle, for the stats counts (one element per
+    document had been 77,658 elements through the stats' flatten at 100k documents); ``audit`` = ``(pair key, (id,
+    text))`` for the documents in the audit sample (a side input of at most 2 x audit_sample_size
+    ids).
     """
 
     OUTPUTS = ("rejected", "member", "survivor", "tally", "audit")
+
+    def setup(self):
+        self._counters = BundleCounters()
+
+    def start_bundle(self):
+        self._counters.start()
+        self._tally: Counter = Counter()
+
+    def finish_bundle(self):
+        if self._tally:
+            yield beam.pvalue.TaggedOutput("tally", global_value(dict(self._tally)))
+        self._counters.flush()
 
     def process(self, element, audit_ids):
         doc_id, groups = element
@@ -335,22 +397,22 @@ class _Resolve(beam.DoFn):
             reason, final = verdict
             yield from self._reject(doc, reason, final)
         else:
-            _counter("dedup.kept").inc()
-            _counter("dedup.bytes_out").inc(len(doc.text.encode("utf-8")))
+            self._counters.inc("dedup.kept")
+            self._counters.inc("dedup.bytes_out", text_bytes(doc.text))
             yield doc
             if cluster_survivors is None or doc.id in cluster_survivors:
                 yield beam.pvalue.TaggedOutput("survivor", (doc.id, (len(doc.text), _excerpt(doc.text))))
-            yield beam.pvalue.TaggedOutput("tally", ("kept", doc.source))
+            self._tally["kept", doc.source] += 1
         for pair_key in audit_ids.get(doc.id, ()):
             yield beam.pvalue.TaggedOutput("audit", (pair_key, (doc.id, doc.text)))
 
     def _reject(self, doc: Document, reason: str, survivor: str):
-        _counter(f"dedup.drop.{reason}").inc()
-        _counter(f"dedup.source.{doc.source}.drop.{reason}").inc()
+        self._counters.inc(f"dedup.drop.{reason}")
+        self._counters.inc(f"dedup.source.{doc.source}.drop.{reason}")
         yield beam.pvalue.TaggedOutput("rejected", doc.to_record() | {
             "stage": "dedup", "reason": reason, "duplicate_of": survivor})
         yield beam.pvalue.TaggedOutput("member", (survivor, (doc.id, reason, len(doc.text), _excerpt(doc.text))))
-        yield beam.pvalue.TaggedOutput("tally", (reason, doc.source))
+        self._tally[reason, doc.source] += 1
 
 
 # ---------------------------------------------------------------- staged documents (local runners)
@@ -487,7 +549,7 @@ class _DedupStats(beam.CombineFn):
         elif kind == "edges":
             acc["edges"] += value
         elif kind == "tally":
-            acc["tally"][value] += 1
+            acc["tally"].update(value)
         elif kind == "cluster":
             acc["clusters"] += 1
             acc["sizes"][_size_bin(value["size"])] += 1
@@ -580,11 +642,9 @@ class Dedup(beam.PTransform):
             return {"kept": docs, "rejected": p | "NoRejects" >> beam.Create([]),
                     "stats": p | "DisabledStats" >> beam.Create([{"enabled": False}])}
 
-        docs = docs | "CountIn" >> beam.Map(_count_in)
         near = bool(section.get("near", True))
         filter_bits = int(section.get("band_filter_bits", 0))
         fingerprinted = (docs
-                         | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
                          | "Fingerprints" >> beam.ParDo(_Fingerprints(self.params, near, filter_bits))
                          .with_outputs(_Fingerprints.BITS, main="prints"))
         prints = fingerprinted.prints
@@ -678,12 +738,6 @@ class Dedup(beam.PTransform):
                 | "AuditSample" >> beam.combiners.Top.Smallest(n)
                 | "AuditPairs" >> beam.FlatMap(lambda top: top)
                 | "AuditEnds" >> beam.FlatMap(lambda t: [(t[1], t[0]), (t[2], t[0])]))
-
-
-def _count_in(doc: Document) -> Document:
-    _counter("dedup.in").inc()
-    _counter("dedup.bytes_in").inc(len(doc.text.encode("utf-8")))
-    return doc
 
 
 def _sorted_bins(counts: Counter) -> dict:

@@ -529,33 +529,37 @@ class _ReadFileFn(beam.DoFn):
     def __init__(self, cfg: Mapping[str, Any], progress_every_s: float = 15.0) -> None:
         self.cfg = dict(cfg)
         self.progress_every_s = progress_every_s
-        self.records = Metrics.counter(NAMESPACE, "read.records")
-        self.documents = Metrics.counter(NAMESPACE, "read.documents")
-        self.errors = Metrics.counter(NAMESPACE, "read.errors")
-        self.bytes_out = Metrics.counter(NAMESPACE, "read.bytes_out")
-        self.files = Metrics.counter(NAMESPACE, "read.files")
 
     def setup(self) -> None:
-        from pipeline.stages import CounterCache
+        from pipeline.stages import BundleCounters
 
-        self._counters = CounterCache()
+        self._counters = BundleCounters()
         self._start = time.monotonic()
         self._last_log = self._start
         self._docs_seen = 0
 
+    def start_bundle(self) -> None:
+        self._counters.start()
+
+    def finish_bundle(self) -> None:
+        self._counters.flush()
+
     def process(self, metadata):
+        from pipeline.stages import text_bytes
+
         path = metadata.path
-        self.files.inc()
+        counters = self._counters
+        counters.inc("read.files")
         for item in iter_file_items(path, self.cfg):
             kind = item[0]
             if kind == "doc":
                 doc = item[1]
-                self.records.inc()
-                self.documents.inc()
-                n = len(doc.text.encode("utf-8"))
-                self.bytes_out.inc(n)
-                self._counters.inc(f"read.source.{doc.source}.documents")
-                self._counters.inc(f"read.source.{doc.source}.bytes", n)
+                counters.inc("read.records")
+                counters.inc("read.documents")
+                n = text_bytes(doc.text)
+                counters.inc("read.bytes_out", n)
+                counters.inc(f"read.source.{doc.source}.documents")
+                counters.inc(f"read.source.{doc.source}.bytes", n)
                 self._docs_seen += 1
                 now = time.monotonic()
                 if now - self._last_log >= self.progress_every_s:
@@ -564,13 +568,13 @@ class _ReadFileFn(beam.DoFn):
                                 os.getpid(), self._docs_seen, now - self._start)
                 yield doc
             elif kind == "error":
-                self.records.inc()
-                self.errors.inc()
-                self._counters.inc(f"read.error.{item[1]}")
-                self._counters.inc(f"read.error_file.{basename(path)}")
+                counters.inc("read.records")
+                counters.inc("read.errors")
+                counters.inc(f"read.error.{item[1]}")
+                counters.inc(f"read.error_file.{basename(path)}")
                 yield beam.pvalue.TaggedOutput(ERRORS_TAG, item[2])
             else:
-                self._counters.inc(f"read.count.{item[1]}", item[2])
+                counters.inc(f"read.count.{item[1]}", item[2])
 
 
 class ReadDocuments(beam.PTransform):

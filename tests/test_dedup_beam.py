@@ -237,3 +237,27 @@ def test_fingerprint_step_carries_its_permutations_so_workers_skip_datasketch(tm
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["sig"] == expected
     assert out["datasketch"] is False and out["scipy"] is False
+
+
+def test_excerpts_collapse_a_prefix_exactly_as_the_whole_text(docs):
+    """``_excerpt`` collapses whitespace in a prefix only; whatever the spacing (runs of blanks
+    and newlines around the prefix's end, texts just longer than it, blank-padded texts), it
+    must equal collapsing the whole text and cutting that."""
+    from pipeline.dedup import EXCERPT_CHARS, _excerpt
+
+    def whole(text):
+        text = " ".join(text.split())
+        return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "…"
+
+    rng = random.Random(3)
+    texts = [d.text for d in docs[:200]]
+    sentence = docs[0].text[:60]
+    texts += [" " * 500 + sentence, "\n" * (4 * EXCERPT_CHARS - 5) + sentence * 3,
+              sentence + " " * 1000 + sentence, "가" * (4 * EXCERPT_CHARS) + " 나", "", "  \n "]
+    for d in docs[:100]:  # random whitespace runs spliced into real text
+        chars = list(d.text[:600])
+        for _ in range(40):
+            chars.insert(rng.randrange(len(chars) + 1), rng.choice([" " * rng.randint(1, 80), "\n\n", "\t"]))
+        texts.append("".join(chars))
+    for text in texts:
+        assert _excerpt(text) == whole(text)

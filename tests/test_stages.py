@@ -163,3 +163,46 @@ def test_documents_survive_pickling_whole(docs):
     assert back == doc and type(back) is Document
     back.signals["x"] = 1
     assert "x" not in doc.signals
+
+
+def test_text_bytes_counts_utf8_of_each_text_it_is_given(docs):
+    """``text_bytes`` keeps its last answer for the same str object: equal-looking and different
+    texts, one after another, must each get their own UTF-8 length."""
+    from pipeline.stages import text_bytes
+
+    texts = [d.text for d in docs[:50]]
+    texts += ["".join(list(texts[0])), texts[0] + "!", "", "abc", "한글"]
+    for t in texts + texts[::-1]:
+        assert text_bytes(t) == len(t.encode("utf-8"))
+        assert text_bytes(t) == len(t.encode("utf-8"))
+
+
+def test_bundle_counters_reach_beam_once_per_bundle_and_start_clears():
+    """Increments are summed in the DoFn and handed to Beam's counters at ``flush``; ``start``
+    drops what a failed bundle left behind."""
+    from pipeline.stages import BundleCounters
+
+    class CountFn(beam.DoFn):
+        def setup(self):
+            self.counters = BundleCounters()
+
+        def start_bundle(self):
+            self.counters.inc("test.leftover", 99)  # as if a failed bundle had left it
+            self.counters.start()
+
+        def finish_bundle(self):
+            self.counters.flush()
+
+        def process(self, text):
+            self.counters.inc("test.docs")
+            self.counters.inc("test.chars", len(text))
+            yield text
+
+    texts = ["가나다", "라마", "바사아자"]
+    p = BeamTestPipeline(runner="FnApiRunner")
+    _ = p | beam.Create(texts) | beam.ParDo(CountFn())
+    res = p.run()
+    res.wait_until_finish()
+    got = {r.key.metric.name: r.committed for r in res.metrics().query(MetricsFilter())["counters"]}
+    assert got["test.docs"] == 3 and got["test.chars"] == 9
+    assert "test.leftover" not in got
