@@ -63,37 +63,28 @@ class _Fingerprints(beam.DoFn):
     buffers ``BATCH`` documents so that their MinHash signatures are one matrix (a fixed size, as
     ``bench.stage_kernels`` measures it: ``beam.BatchElements`` re-fitted its batch size by least
     squares as it went, ~0.7 CPU-s of a 100k-document run by py-spy).  A document without shingles gets no band
-    keys (it can still be an exact duplicate).  With ``band_filter_bits`` the bundle's band keys
-    also go into a ``BandBits`` bitmap, emitted once per bundle on the ``band_bits`` output
-    (``dedup.band_filter``).  Counts ``dedup.in`` and ``dedup.bytes_in``.
+    keys (it can still be an exact duplicate).  Counts ``dedup.in`` and ``dedup.bytes_in``.
     """
 
-    BITS = "band_bits"
     BATCH = 512
 
-    def __init__(self, params: MinHashParams, near: bool, band_filter_bits: int = 0):
+    def __init__(self, params: MinHashParams, near: bool):
         self.params = params
         self.near = near
-        self.band_filter_bits = band_filter_bits
         # built here, in the graph-building process, and pickled with the DoFn: the workers get
         # the permutation parameters without importing datasketch and scipy
         self.hasher = MinHasher(params)
-        self._bits = None
 
     def setup(self):
         self._counters = BundleCounters()
 
     def start_bundle(self):
-        self._bits = None
         self._batch: list[Document] = []
         self._counters.start()
 
     def finish_bundle(self):
         for fingerprint in self._fingerprints():
             yield global_value(fingerprint)
-        if self._bits is not None:
-            yield beam.pvalue.TaggedOutput(self.BITS, global_value(self._bits))
-        self._bits = None
         self._counters.flush()
 
     def process(self, doc: Document):
@@ -110,20 +101,14 @@ class _Fingerprints(beam.DoFn):
         if self.near:
             shingles = [self.hasher.shingles(d.text) for d in batch]
             sigs = self.hasher.signatures(shingles)
-        batch_keys: list[bytes] = []
         for i, d in enumerate(batch):
             sketch, bands = b"", ()
             if self.near:
                 if len(shingles[i]):
                     sketch, bands = bbit_sketch(sigs[i]), tuple(self.hasher.band_keys(sigs[i]))
-                    batch_keys += bands
                 else:
                     self._counters.inc("dedup.count.no_shingles")
             yield exact_key(d.text), (node_key(d.id, d.text), sketch, bands)
-        if self.band_filter_bits and batch_keys:
-            if self._bits is None:
-                self._bits = BandBits(self.band_filter_bits)
-            self._bits.add(batch_keys)
 
 
 class _ExactSurvivor(beam.DoFn):
@@ -144,6 +129,47 @@ class _ExactSurvivor(beam.DoFn):
                 yield m
             else:
                 yield beam.pvalue.TaggedOutput(self.DUPS, (best[1], m[0][1]))
+
+
+class _SurvivorBandBits(beam.DoFn):
+    """Exact survivors' fingerprints → one ``BandBits`` of their band keys per bundle.
+
+    Built from the survivors, not from every document: an exact copy repeats all 14 band keys of
+    its survivor, so a bitmap over every document let each key of a copied document through as
+    "seen twice" into a bucket of one survivor (at 100k documents 124k of the 214k buckets).  The
+    survivors cross one more step boundary for it (the side input must be complete before the
+    first band is checked), which costs less than the buckets it removes (docs/benchmarks.md).
+    """
+
+    FLUSH_KEYS = 8192
+
+    def __init__(self, bits: int):
+        self.bits = bits
+
+    def start_bundle(self):
+        self._bits = None
+        self._keys: list[bytes] = []
+
+    def process(self, fingerprint):
+        bands = fingerprint[2]
+        if bands:
+            self._keys += bands
+            if len(self._keys) >= self.FLUSH_KEYS:
+                self._add()
+        return ()
+
+    def _add(self):
+        if self._keys:
+            if self._bits is None:
+                self._bits = BandBits(self.bits)
+            self._bits.add(self._keys)
+            self._keys = []
+
+    def finish_bundle(self):
+        self._add()
+        if self._bits is not None:
+            yield global_value(self._bits)
+        self._bits = None
 
 
 class _MergeBandBits(beam.CombineFn):
@@ -644,10 +670,7 @@ class Dedup(beam.PTransform):
 
         near = bool(section.get("near", True))
         filter_bits = int(section.get("band_filter_bits", 0))
-        fingerprinted = (docs
-                         | "Fingerprints" >> beam.ParDo(_Fingerprints(self.params, near, filter_bits))
-                         .with_outputs(_Fingerprints.BITS, main="prints"))
-        prints = fingerprinted.prints
+        prints = docs | "Fingerprints" >> beam.ParDo(_Fingerprints(self.params, near))
         if section.get("exact", True):
             exact = (prints
                      | "ExactGroup" >> beam.GroupByKey()
@@ -663,8 +686,9 @@ class Dedup(beam.PTransform):
             band_bits = None
             if filter_bits:
                 band_bits = beam.pvalue.AsSingleton(
-                    fingerprinted[_Fingerprints.BITS] | "MergeBandBits" >> beam.CombineGlobally(
-                        _MergeBandBits(filter_bits)))
+                    survivors
+                    | "SurvivorBandBits" >> beam.ParDo(_SurvivorBandBits(filter_bits))
+                    | "MergeBandBits" >> beam.CombineGlobally(_MergeBandBits(filter_bits)))
             buckets = (survivors
                        | "Bands" >> beam.FlatMap(_band_members, band_bits=band_bits)
                        | "BandGroup" >> beam.GroupByKey()
