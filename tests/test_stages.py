@@ -76,7 +76,14 @@ def test_apply_stage_counts_and_builds_rejected_record(docs):
     assert "quality.hangul_chars" in rec["signals"]
 
 
-def test_filter_stage_in_beam_routes_drops_and_reports_metrics(docs):
+@pytest.mark.parametrize("batch", [None, 7])
+def test_filter_stage_in_beam_routes_drops_and_reports_metrics(docs, batch, monkeypatch):
+    """Also with 7 documents a batch: documents leave the stage from ``process`` (full batches)
+    and from ``finish_bundle`` (the rest), none lost or repeated."""
+    if batch:
+        from pipeline.stages import _FilterStageFn
+
+        monkeypatch.setattr(_FilterStageFn, "BATCH", batch)
     # decomposed text: normalisation must run first and later stages see composed syllables
     inputs = [Document(d.id, unicodedata.normalize("NFD", d.text), d.source) for d in docs]
     inputs.append(Document("blank", " \u200b&nbsp; ", "nsmc"))
