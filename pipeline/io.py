@@ -30,6 +30,7 @@ from apache_beam.metrics import Metrics
 
 from filters.base import Document
 from pipeline.jsonl import UNDECIDED, fast_parse, to_json_bytes, to_json_line
+from pipeline.stages import BundleCounters, text_bytes
 
 LOG = logging.getLogger("polyko.io")
 NAMESPACE = "polyko"
@@ -531,8 +532,6 @@ class _ReadFileFn(beam.DoFn):
         self.progress_every_s = progress_every_s
 
     def setup(self) -> None:
-        from pipeline.stages import BundleCounters
-
         self._counters = BundleCounters()
         self._start = time.monotonic()
         self._last_log = self._start
@@ -545,8 +544,6 @@ class _ReadFileFn(beam.DoFn):
         self._counters.flush()
 
     def process(self, metadata):
-        from pipeline.stages import text_bytes
-
         path = metadata.path
         counters = self._counters
         counters.inc("read.files")

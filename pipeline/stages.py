@@ -49,23 +49,27 @@ FILTER_MODULES = {
 }
 
 
-_last_measured: tuple[str, int] = ("", 0)
+_measured: dict[int, tuple[str, int]] = {}
+MEASURED_MAX = 2048
 
 
 def text_bytes(text: str) -> int:
     """UTF-8 length of ``text``.
 
-    A document's text passes the stages fused, one document at a time, and every stage counts
-    its bytes in and out: mostly the same ``str`` object again.  Encoding it each time took ~1 s
-    of the workers' ~90 CPU-s at 100k documents (py-spy), so the last result is kept, keyed by the
-    object itself (``is``: a str is immutable, and the tuple swap is atomic under the GIL).
+    Every stage counts the bytes of a document's text in and out, and from one stage to the next
+    that is mostly the same ``str`` object.  Encoding it each time took ~1 s of the workers' ~90
+    CPU-s at 100k documents (py-spy), so the lengths of the last ``MEASURED_MAX`` texts are kept,
+    keyed by object identity.  The entry holds the text itself, so its id cannot be reused while
+    it is there; more than one filter stage's batch (``_FilterStageFn.BATCH``) lies between two
+    measurements of one text.  Under the GIL a concurrent ``clear`` only costs a recount.
     """
-    global _last_measured
-    last = _last_measured
-    if last[0] is text:
-        return last[1]
+    hit = _measured.get(id(text))
+    if hit is not None and hit[0] is text:
+        return hit[1]
     n = len(text.encode("utf-8"))
-    _last_measured = (text, n)
+    if len(_measured) >= MEASURED_MAX:
+        _measured.clear()
+    _measured[id(text)] = (text, n)
     return n
 
 
@@ -153,8 +157,7 @@ class _FilterStageFn(beam.DoFn):
         self._batch: list[Document] = []
 
     def finish_bundle(self):
-        for out in self._apply_batch(wrap=global_value):
-            yield out
+        yield from self._apply_batch(wrap=global_value)
         self._counters.flush()
 
     def process(self, doc: Document):

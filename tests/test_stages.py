@@ -177,8 +177,12 @@ def test_text_bytes_counts_utf8_of_each_text_it_is_given(docs):
     texts, one after another, must each get their own UTF-8 length."""
     from pipeline.stages import text_bytes
 
+    from pipeline.stages import MEASURED_MAX
+
     texts = [d.text for d in docs[:50]]
     texts += ["".join(list(texts[0])), texts[0] + "!", "", "abc", "한글"]
+    # more texts than the cache keeps, so it is cleared on the way and ids of dropped texts recur
+    texts += [f"{d.text[:20]} {i}" for i, d in zip(range(2 * MEASURED_MAX + 5), docs * 100)]
     for t in texts + texts[::-1]:
         assert text_bytes(t) == len(t.encode("utf-8"))
         assert text_bytes(t) == len(t.encode("utf-8"))
