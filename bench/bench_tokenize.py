@@ -1,6 +1,7 @@
 """Tokenizer throughput inside the tokenize stage vs bare ``encode_batch``, and training cost.
 
     .venv/bin/python -m bench.bench_tokenize [--mb 20] [--repeats 3] [--train-mb 100] [--train-morph-mb 20]
+    .venv/bin/python -m bench.bench_tokenize --compare ../shared/data/*.jsonl.gz [--tokenizer FILE]
 
 1. Throughput, one core: ``RAYON_NUM_THREADS=1`` is set before ``tokenizers`` loads, so both
    paths run on one native thread and the numbers are per core. The same real Korean text
@@ -9,11 +10,20 @@
    * ``bare``: ``Tokenizer.encode_batch`` over batches of ``tokenize.batch_size`` texts;
    * ``stage``: the stage's DoFn (``pipeline.tokenize.EncodeDocsFn``: buffering, encode_batch,
      split hash, ids -> uint16 bytes + end-of-document, counters) driven through
-     setup/start_bundle/process/finish_bundle on ``Document`` objects;
-   best of ``--repeats`` each; the ratio stage/bare is the number to watch (target >= 0.80).
+     setup/start_bundle/process/finish_bundle on ``Document`` objects, with the ``tokenizers``
+     backend;
+   * ``stage_tiktoken``: the same DoFn with the ``tiktoken`` backend (``tokenizer.fast_encode``),
+     which ``tokenize.encoder: auto`` picks for the default tokenizer; its output bytes must equal
+     the ``stage`` run's;
+   best of ``--repeats`` each; the ratio stage/bare is the number to watch (target >= 0.80), and
+   stage_tiktoken/stage is what the fast backend saves.
 2. Training: ``polyko tokenizer train`` in a fresh process (so its peak RSS is its own) on a
    benchmark corpus from ``bench.corpus`` with ``--sample-bytes`` = ``--train-mb`` MB
    (plain) and ``--train-morph-mb`` MB (morpheme-aware); wall time and peak RSS.
+3. ``--compare FILE...``: encode the ``text`` of every record of JSON-lines files (``.gz``
+   too) with both backends and count the documents whose ids differ (printing the first few);
+   exit status 1 if any does. This is the check to run before trusting ``tokenize.encoder:
+   auto`` with a tokenizer of your own.
 """
 from __future__ import annotations
 
@@ -73,30 +83,35 @@ def bench_throughput(docs: list[Document], repeats: int, batch_size: int) -> dic
             n += sum(len(e.ids) for e in bare_tok.encode_batch(texts[i:i + batch_size], add_special_tokens=False))
         return n
 
-    fn = EncodeDocsFn(DocumentEncoder(data, info.eod_id, "uint16", 0.005), batch_size)
-    fn.setup()
+    outputs: dict[str, list[bytes]] = {}
 
-    def stage() -> int:
-        n = 0
-        fn.start_bundle()
-        for d in docs:
-            for item in fn.process(d):
-                n += len(item[3]) // 2
-        for wv in fn.finish_bundle():
-            n += len(wv.value[3]) // 2
-        return n - len(docs)  # the end-of-document ids are extra tokens, not encoding work
+    def stage_with(backend: str):
+        fn = EncodeDocsFn(DocumentEncoder(data, info.eod_id, "uint16", 0.005, backend), batch_size)
+        fn.setup()
+
+        def stage() -> int:
+            out = []
+            fn.start_bundle()
+            for d in docs:
+                out.extend(item[3] for item in fn.process(d))
+            out.extend(wv.value[3] for wv in fn.finish_bundle())
+            outputs[backend] = out
+            return sum(map(len, out)) // 2 - len(docs)  # end-of-document ids are not encoding work
+        return stage
 
     # CPU seconds of this process (one rayon thread + the Python thread), so the per-core rate
     # holds on a shared machine too; wall seconds alongside
-    best = {k: float("inf") for k in ("bare", "stage", "bare_wall", "stage_wall")}
+    runs = (("bare", bare), ("stage", stage_with("tokenizers")), ("stage_tiktoken", stage_with("tiktoken")))
+    best = {k: float("inf") for name, _ in runs for k in (name, name + "_wall")}
     tokens = {}
     for _ in range(repeats):
-        for name, f in (("bare", bare), ("stage", stage)):
+        for name, f in runs:
             c0, t0 = time.process_time(), time.perf_counter()
             tokens[name] = f()
             best[name] = min(best[name], time.process_time() - c0)
             best[name + "_wall"] = min(best[name + "_wall"], time.perf_counter() - t0)
-    assert tokens["bare"] == tokens["stage"], tokens
+    assert tokens["bare"] == tokens["stage"] == tokens["stage_tiktoken"], tokens
+    assert outputs["tiktoken"] == outputs["tokenizers"], "the tiktoken backend gave other ids"
     return {
         "docs": len(docs), "mb": round(mb, 1), "tokens": tokens["bare"], "batch_size": batch_size,
         "rayon_threads": os.environ.get("RAYON_NUM_THREADS"),
@@ -105,8 +120,47 @@ def bench_throughput(docs: list[Document], repeats: int, batch_size: int) -> dic
         "stage_over_bare_cpu": round(best["bare"] / best["stage"], 3),
         "bare_wall_s": round(best["bare_wall"], 2), "stage_wall_s": round(best["stage_wall"], 2),
         "stage_over_bare_wall": round(best["bare_wall"] / best["stage_wall"], 3),
+        "stage_tiktoken_cpu_s": round(best["stage_tiktoken"], 2),
+        "stage_tiktoken_mb_per_cpu_s": round(mb / best["stage_tiktoken"], 2),
+        "tiktoken_speedup_cpu": round(best["stage"] / best["stage_tiktoken"], 2),
         "chars_per_token": round(sum(map(len, texts)) / tokens["bare"], 3),
     }
+
+
+def compare_backends(paths: list[str], tokenizer_file: str | None, show: int = 5) -> dict:
+    """Encode every record's text with both backends; count documents with different ids."""
+    from tokenizer.fast_encode import TiktokenEncoder
+    from tokenizer.loading import read_tokenizer_bytes, tokenizer_from_bytes
+
+    data, _where = read_tokenizer_bytes(tokenizer_file)
+    fast, reference = TiktokenEncoder(data), tokenizer_from_bytes(data)
+    docs = tokens = differ = 0
+    cpu = {"tiktoken": 0.0, "tokenizers": 0.0}
+    for path in paths:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            texts = [t for t in (json.loads(line).get("text") for line in fh if line.strip())
+                     if isinstance(t, str) and t]
+        for start in range(0, len(texts), 1000):
+            chunk = texts[start:start + 1000]
+            c0 = time.process_time()
+            ours = [fast.encode(t).tolist() for t in chunk]
+            c1 = time.process_time()
+            theirs = [e.ids for e in reference.encode_batch_fast(chunk, add_special_tokens=False)]
+            cpu["tiktoken"] += c1 - c0
+            cpu["tokenizers"] += time.process_time() - c1
+            for text, a, b in zip(chunk, ours, theirs):
+                docs += 1
+                tokens += len(b)
+                if a != b:
+                    differ += 1
+                    if differ <= show:
+                        at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+                        print(f"DIFFERENT {path}: tokens {at}: tiktoken {a[at:at + 4]} tokenizers {b[at:at + 4]} "
+                              f"in {reference.decode(b[max(0, at - 3):at + 4])!r}", flush=True)
+        print(json.dumps({"file": path, "documents": docs, "tokens": tokens, "different": differ}), flush=True)
+    return {"files": len(paths), "documents": docs, "tokens": tokens, "different": differ,
+            "cpu_s": {k: round(v, 1) for k, v in cpu.items()}}
 
 
 def bench_training(sample_mb: float, morph: bool, corpus_dir: Path) -> dict:
@@ -132,7 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-morph-mb", type=float, nargs="*", default=[20.0])
     ap.add_argument("--corpus", type=Path, default=None, help="bench.corpus output dir (generated if absent)")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--compare", nargs="+", metavar="FILE", help="only check the backends give equal ids on FILEs")
+    ap.add_argument("--tokenizer", default=None, help="tokenizer JSON for --compare (default: the packaged one)")
     args = ap.parse_args(argv)
+
+    if args.compare:
+        result = compare_backends(args.compare, args.tokenizer)
+        print(json.dumps({"compare": result}), flush=True)
+        return 1 if result["different"] else 0
 
     if not args.skip_throughput:
         docs = korean_docs(args.mb)

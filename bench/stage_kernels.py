@@ -12,7 +12,8 @@ start-up).  Every kernel is the code the Beam stage calls, without the runner:
                  ``Batch`` step), band keys, 8-bit sketches; then the reduce side in memory:
                  buckets in a dict, ``verified_bucket_star``, ``UnionFind`` (no Beam shuffle)
 * ``pii``        ``filters.pii.build_filters`` on the dedup survivors
-* ``tokenize``   ``pipeline.tokenize.DocumentEncoder.encode`` (``encode_batch_fast``, 256 a batch)
+* ``tokenize``   ``pipeline.tokenize.DocumentEncoder.encode`` (the backend ``tokenize.encoder`` picks,
+                 256 documents a call)
 * ``write``      JSON lines of kept + rejected records, gzip at ``output.gzip_level``, and
                  the kept tokens into one ``IndexedDatasetWriter`` shard                 [I/O]
 
@@ -129,7 +130,7 @@ def measure(corpus: Path, max_docs: int = 0) -> dict:
     from pipeline import config as config_mod
     from pipeline.io import iter_file_items, to_json_line
     from pipeline.stages import build_stage_filters
-    from pipeline.tokenize import DocumentEncoder
+    from pipeline.tokenize import DocumentEncoder, choose_backend
     from tokenizer.loading import describe, read_tokenizer_bytes
     from tokenizer.shards import IndexedDatasetWriter, dtype_for_vocab
 
@@ -174,7 +175,8 @@ def measure(corpus: Path, max_docs: int = 0) -> dict:
         data, where = read_tokenizer_bytes(tok.get("tokenizer_file"))
         info = describe(data, where)
         dtype = dtype_for_vocab(info.vocab_size)
-        encoder = DocumentEncoder(data, info.eod_id, dtype.name, float(tok["validation_fraction"]))
+        encoder = DocumentEncoder(data, info.eod_id, dtype.name, float(tok["validation_fraction"]),
+                                  choose_backend(data, str(tok["encoder"])))
         encoder.setup()
     encoded = []
     batch = int(tok["batch_size"])

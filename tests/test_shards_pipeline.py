@@ -253,6 +253,19 @@ def test_cli_inspect(first_run, capsys, tmp_path):
     assert rc == 1 and "truncated or mismatched" in capsys.readouterr().out
 
 
+def test_both_encoder_backends_write_the_same_shards_byte_for_byte(first_run, kept_docs, tmp_path):
+    """tokenize.encoder=auto (tiktoken for the default tokenizer) and =tokenizers: same shards;
+    the manifest names the library that encoded them."""
+    out, _, _ = first_run
+    slow = tmp_path / "slow"
+    _run(kept_docs, slow, {**SECTION, "encoder": "tokenizers"})
+    fast_manifest, slow_manifest = read_manifest(out / "shards"), read_manifest(slow / "shards")
+    assert fast_manifest["encoder"].startswith("tiktoken ")
+    assert slow_manifest["encoder"].startswith("tokenizers ")
+    assert [r["sha256"] for r in fast_manifest["shards"]] == [r["sha256"] for r in slow_manifest["shards"]]
+    assert fast_manifest["totals"] == slow_manifest["totals"]
+
+
 def test_encoder_ships_the_default_tokenizer_by_checksum_and_others_compressed(kept_docs):
     """The Encode step is pickled to every worker: the packaged tokenizer travels as its checksum
     (a few hundred bytes), any other file compressed, and both encode as the original."""
@@ -263,8 +276,9 @@ def test_encoder_ships_the_default_tokenizer_by_checksum_and_others_compressed(k
 
     default = default_tokenizer_bytes()
     custom = default.replace(b'"<|endoftext|>"', b'"<|endoftext|>"') + b"\n"   # same vocab, other bytes
-    for data, bound in ((default, 2_000), (custom, len(custom) // 2)):
-        encoder = DocumentEncoder(data, 2, "uint16", 0.0)
+    for data, bound, backend in ((default, 2_000, "tokenizers"), (custom, len(custom) // 2, "tokenizers"),
+                                 (default, 2_000, "tiktoken"), (custom, len(custom) // 2, "tiktoken")):
+        encoder = DocumentEncoder(data, 2, "uint16", 0.0, backend)
         encoder.setup()                              # a set-up encoder pickles without the tokenizer
         shipped = pickle.dumps(encoder)
         assert len(shipped) < bound
