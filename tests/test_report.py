@@ -21,7 +21,7 @@ import pytest
 
 from filters.base import Document, run_filters
 from pipeline import report
-from pipeline.report import (THRESHOLD_RULES, Reservoir, StreamingHistogram, collect, config_value,
+from pipeline.report import (THRESHOLD_RULES, HashSample, Reservoir, StreamingHistogram, collect, config_value,
                              parse_set, render_html, terminal_safe)
 
 PAYLOAD = ("<svg/onload=window.__pwned=1> <img/src=x/onerror=window.__pwned=2> "
@@ -154,6 +154,60 @@ def test_reservoir_is_bounded_and_uniform():
         for i in res.items:
             hits[i] += 1
     # each item is expected 400 * 5/100 = 20 times; the first and last halves are alike
+    assert abs(sum(hits[:50]) - sum(hits[50:])) < 200
+    assert max(hits) < 45
+
+
+def test_merged_histograms_equal_the_histogram_of_all_values(shared_data):
+    """Histograms of parts of a stream (as parallel scans make them), merged in any order, equal
+    the histogram of the whole stream: bins, width, range and counts."""
+    texts = [r["text"] for r in _read_jsonl(shared_data / "ko_nsmc_reviews.jsonl.gz", 3000)]
+    for values in ([float(len(t)) for t in texts],                                  # lengths: wide range
+                   [round(t.count(" ") / max(len(t), 1), 4) for t in texts],        # ratios in [0, 1]
+                   [float(i % 7 - 3) for i in range(len(texts))]):                  # a few integers
+        classes = [i % 3 for i in range(len(values))]
+        whole = StreamingHistogram()
+        for v, c in zip(values, classes):
+            whole.add(v, c)
+        rng = random.Random(len(values))
+        cuts = sorted(rng.sample(range(1, len(values)), 4))
+        parts = []
+        for lo, hi in zip([0] + cuts, cuts + [len(values)]):
+            h = StreamingHistogram()
+            for v, c in zip(values[lo:hi], classes[lo:hi]):
+                h.add(v, c)
+            parts.append(h)
+        parts.insert(2, StreamingHistogram())                                      # an empty part too
+        for order in (parts, parts[::-1]):
+            merged = StreamingHistogram()
+            for h in order:
+                merged.merge(h)
+            assert (merged.width, merged.bins, merged.n, merged.min, merged.max, merged.all_integer) == (
+                whole.width, whole.bins, whole.n, whole.min, whole.max, whole.all_integer)
+            assert merged.rows() == whole.rows()
+
+
+def test_hash_sample_is_bounded_uniform_and_independent_of_order_and_parts():
+    hits = [0] * 100
+    for salt in range(400):
+        res = HashSample(5, salt=str(salt))
+        for i in range(100):
+            res.add(f"doc-{i}", i)
+        assert len(res.items) == 5 and res.seen == 100 and len(set(res.items)) == 5
+        for i in res.items:
+            hits[i] += 1
+        # the same items in another order, or in three parts merged, give the same sample
+        shuffled = HashSample(5, salt=str(salt))
+        order = list(range(100))
+        random.Random(salt).shuffle(order)
+        for i in order:
+            shuffled.add(f"doc-{i}", i)
+        parts = [HashSample(5, salt=str(salt)) for _ in range(3)]
+        for i in range(100):
+            parts[i % 3].add(f"doc-{i}", i)
+        for p in parts[1:]:
+            parts[0].merge(p)
+        assert shuffled.items == res.items == parts[0].items and parts[0].seen == 100
     assert abs(sum(hits[:50]) - sum(hits[50:])) < 200
     assert max(hits) < 45
 
@@ -403,6 +457,38 @@ def test_report_reads_the_same_counts_as_the_documents(real_run):
     dedup_samples = [d for (stage, _), res in s.samples.items() if stage == "dedup" for d in res.items]
     hostile = [d for d in dedup_samples if d["id"] in ("hostile-a", "hostile-b")]
     assert len(hostile) == 1 and hostile[0]["duplicate_of"] in s.survivors
+
+
+def test_parallel_scan_gives_the_one_process_summary(real_run, monkeypatch):
+    """collect() scans part files in worker processes and merges their summaries: signals,
+    samples, what-ifs, counts and the rendered page are those of a scan in one process."""
+    run_dir, _ = real_run
+    files = report._output_files(str(run_dir), "kept") + report._output_files(str(run_dir), "rejected")
+    assert len(files) >= 3
+    monkeypatch.setattr(report, "PARALLEL_MIN_BYTES", 0)
+    spawned = []
+    real_pool = report.concurrent.futures.ProcessPoolExecutor
+
+    def counting_pool(*args, **kwargs):
+        spawned.append(args)
+        return real_pool(*args, **kwargs)
+
+    monkeypatch.setattr(report.concurrent.futures, "ProcessPoolExecutor", counting_pool)
+    sets = ["quality.length.min_chars=400", "quality.repetition.dup_line_frac=0.2"]
+    one, two = (collect(str(run_dir), set_items=sets, workers=w) for w in (1, 2))
+    assert len(spawned) == 1                      # only workers=2 used processes
+    assert one.docs_scanned == two.docs_scanned
+    assert set(one.signals) == set(two.signals)
+    for name, a in one.signals.items():
+        b = two.signals[name]
+        assert (a.linear.rows(), a.log10.rows(), a.nonpositive, a.categories, a.other_categories) == (
+            b.linear.rows(), b.log10.rows(), b.nonpositive, b.categories, b.other_categories), name
+    assert {k: (r.seen, r.items) for k, r in one.samples.items()} == {k: (r.seen, r.items) for k, r in two.samples.items()}
+    for a, b in zip(one.whatifs, two.whatifs):
+        assert [getattr(a, c) for c in a.COUNTERS] == [getattr(b, c) for c in b.COUNTERS]
+        assert a.samples_newly_removed.items == b.samples_newly_removed.items
+    assert one.whatifs[0].kept_would_be_removed > 0
+    assert render_html(one) == render_html(two)
 
 
 def test_records_are_looked_up_by_id_whatever_the_id_or_key_order(tmp_path):
