@@ -90,12 +90,26 @@ def render(meta: dict, rows: list[dict]) -> str:
             lid = r["polyko"].get("stats", {}).get("stages", {}).get("langid", {}).get("kept")
             out.append(f"| {r['documents']:,} | polyko | {p['wall_s']:.1f} | {p['cpu_s']:.1f} | {p['docs_per_s']:,.0f} "
                        f"| {p['docs_per_cpu_s']:,.0f} | {p['peak_rss_mb']:,.0f} | {_f(lid)} | {p['kept']:,} | | |")
-            for k in sorted(x for x in r if x.startswith("datatrove_")):
+            for k in sorted(x for x in r if x.startswith("datatrove_") and not x.endswith("_runs")):
                 d, variant = r[k], k.split("_", 1)[1]
                 out.append(f"| {r['documents']:,} | datatrove ({variant}) | {d['wall_s']:.1f} | {d['cpu_s']:.1f} | "
                            f"{d['docs_per_s']:,.1f} | {d['docs_per_cpu_s']:,.1f} | {d['peak_rss_mb']:,.0f} | "
                            f"{d['after_langid']:,} | {d['kept']:,} | **{r[f'speedup_vs_{variant}']:.1f}×** | "
                            f"{r[f'cpu_speedup_vs_{variant}']:.1f}× |")
+
+    pair_rows = [(r, k[len("speedup_vs_"):-len("_pairs")]) for r in rows for k in r
+                 if k.startswith("speedup_vs_") and k.endswith("_pairs")]
+    if pair_rows:
+        out += ["", "Repeated runs (`--repeats`): polyko and each peer alternate; the table above shows the run of "
+                    "median wall time of each side, and here is every run and the ratio of each back-to-back pair.",
+                "", "| documents | peer | polyko wall s, each run | peer wall s, each run | pair ratios (docs/s) "
+                    "| median-run ratio |", "|---:|---|---|---|---|---:|"]
+        for r, variant in pair_rows:
+            mine = ", ".join(f"{x['wall_s']:.1f}" for x in r["polyko_runs"])
+            theirs = ", ".join(f"{x['wall_s']:.1f}" for x in r[f"datatrove_{variant}_runs"])
+            pairs = ", ".join(f"{x:.2f}×" for x in r[f"speedup_vs_{variant}_pairs"])
+            out.append(f"| {r['documents']:,} | {variant} | {mine} | {theirs} | {pairs} | "
+                       f"**{r[f'speedup_vs_{variant}']:.2f}×** |")
 
     kernel_rows = [r for r in rows if "kernels" in r]
     if kernel_rows:

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from bench import corpus, report_e2e, run_all, stage_kernels
-from bench.e2e import peer_limit
+from bench.e2e import median_run, peer_limit
 
 
 def _records(directory):
@@ -124,3 +124,10 @@ def test_kernel_copies_measure_the_same_work_and_average_it(small_corpus):
     assert {s: (k["in"], k["kept"]) for s, k in res["kernels"].items()} == {
         s: (k["in"], k["kept"]) for s, k in single["kernels"].items()}
     assert res["kept"] == single["kept"] and res["tokens"] == single["tokens"]
+
+
+def test_median_run_is_one_whole_run():
+    runs = [{"wall_s": 60.0, "cpu_s": 100.0}, {"wall_s": 50.0, "cpu_s": 95.0}, {"wall_s": 70.0, "cpu_s": 90.0}]
+    assert median_run(runs) is runs[0]                      # wall and CPU of the same run, not mixed
+    assert median_run(runs[:2]) is runs[1]                  # even count: the lower middle
+    assert median_run(runs[2:]) is runs[2]
