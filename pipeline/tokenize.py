@@ -2,7 +2,9 @@
 
 ``WriteShards(section, output_dir)`` over ``PCollection[Document]``:
 
-1. ``Encode``: documents are buffered and encoded with ``Tokenizer.encode_batch_fast`` (the tokenizer
+1. ``Encode``: documents are buffered and encoded ``batch_size`` at a time, by tiktoken when it
+   gives the tokenizer's exact ids, else ``Tokenizer.encode_batch_fast`` (``tokenize.encoder``,
+   :func:`choose_backend`; the tokenizer
    is built once per worker in ``DoFn.setup`` from the JSON text carried in the DoFn, or for the
    packaged default from the worker's package after checking its sha256, so workers never need
    the file and the manifest's sha256 is exactly what encoded the data); the
@@ -175,8 +177,8 @@ def backend_version(backend: str) -> str:
 
 
 class EncodeDocsFn(beam.DoFn):
-    """Buffers documents and encodes them ``batch_size`` at a time (``encode_batch_fast`` runs the
-    batch on the tokenizer's native threads)."""
+    """Buffers documents and encodes them ``batch_size`` at a time with the encoder's backend
+    (``tokenizers``' ``encode_batch_fast`` runs the batch on its native threads)."""
 
     def __init__(self, encoder: DocumentEncoder, batch_size: int) -> None:
         self.encoder = encoder
