@@ -962,18 +962,12 @@ class _Scan:
     scanned: dict[str, int]
 
     def merge(self, other: "_Scan") -> None:
-        for name, summ in other.signals.items():
-            mine = self.signals.get(name)
-            if mine is None:
-                self.signals[name] = summ
-            else:
-                mine.merge(summ)
-        for key, res in other.samples.items():
-            mine_res = self.samples.get(key)
-            if mine_res is None:
-                self.samples[key] = res
-            else:
-                mine_res.merge(res)
+        for mine, theirs in ((self.signals, other.signals), (self.samples, other.samples)):
+            for key, summary in theirs.items():
+                if key in mine:
+                    mine[key].merge(summary)
+                else:
+                    mine[key] = summary
         for mine_w, w in zip(self.whatifs, other.whatifs):
             mine_w.merge(w)
         for status, n in other.scanned.items():
