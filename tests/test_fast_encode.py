@@ -119,6 +119,28 @@ def _broken_specs():
     s["added_tokens"][0]["lstrip"] = True
     yield "lstrip", s
 
+    yield "sets truncation", {**spec, "truncation": {"direction": "Right", "max_length": 4, "strategy":
+                                                     "LongestFirst", "stride": 0}}
+    yield "sets padding", {**spec, "padding": {"strategy": {"Fixed": 8}, "direction": "Right",
+                                               "pad_to_multiple_of": None, "pad_id": 1, "pad_type_id": 0,
+                                               "pad_token": "<|pad|>"}}
+
+    s = copy.deepcopy(spec)
+    a, b = _first_merge(s)
+    s["model"]["vocab"][a + b] = s["model"]["vocab"]["Ā"]     # a merge result with a byte's id
+    yield "share an id", s
+
+    s = copy.deepcopy(spec)
+    vocab_text = next(t for t in s["model"]["vocab"] if len(t) > 3 and t.isalpha() and t.isascii())
+    s["added_tokens"].append({**s["added_tokens"][0], "id": len(s["model"]["vocab"]), "content": vocab_text,
+                              "special": False})
+    yield "in tokenizers, not", s                             # tokenizers keeps the vocabulary's id
+
+    s = copy.deepcopy(spec)
+    s["added_tokens"].append({**s["added_tokens"][0], "id": len(s["model"]["vocab"]) + 3,
+                              "content": "<|gap|>"})
+    yield "in tokenizers, not", s                             # tokenizers closes the gap in the ids
+
     s = copy.deepcopy(spec)
     s["added_tokens"].append({**s["added_tokens"][0], "id": len(s["model"]["vocab"]) + 10,
                               "content": "<|endoftext|>x"})

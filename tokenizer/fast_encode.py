@@ -16,8 +16,11 @@ otherwise (the stage then keeps `tokenizers`):
   the id of the merged token, `tokenizers` by the merge's position, so this makes the two orders
   one. Only byte symbols and merge results get a rank: a vocabulary entry no merge produces is
   never emitted by `tokenizers` either;
-* added tokens match literally (no ``lstrip``, ``rstrip``, ``single_word``) and none is part of
-  another, so matching the first one found (tiktoken) is matching the longest (`tokenizers`).
+* added tokens match literally (no ``lstrip``, ``rstrip``, ``single_word``), none is part of
+  another, so matching the first one found (tiktoken) is matching the longest (`tokenizers`),
+  and each has the id `tokenizers` gives it (which differs from the JSON when the text is also a
+  vocabulary entry or the ids leave a gap); no two tokens share an id;
+* no truncation or padding.
 
 One difference remains possible in principle, and these rules do not exclude it: tiktoken
 merges two adjacent parts whose concatenation is a token even when no merge joins exactly
@@ -63,6 +66,9 @@ def tiktoken_ranks(spec: dict[str, Any]) -> tuple[dict[bytes, int], dict[str, in
     JSON; raises :class:`NotConvertible` when tiktoken would not give the same ids."""
     if spec.get("normalizer") is not None:
         raise NotConvertible("it has a normalizer")
+    for key in ("truncation", "padding"):
+        if spec.get(key) is not None:
+            raise NotConvertible(f"it sets {key}")
     pre = spec.get("pre_tokenizer") or {}
     if (pre.get("type") != "ByteLevel" or pre.get("add_prefix_space", True)
             or not pre.get("use_regex", True)):
@@ -109,9 +115,21 @@ def tiktoken_ranks(spec: dict[str, Any]) -> tuple[dict[bytes, int], dict[str, in
             if a != b and a in b:
                 raise NotConvertible(f"added token {a!r} is part of {b!r}")
     taken = set(ranks.values())
+    if len(taken) != len(ranks):
+        raise NotConvertible("two byte symbols or merge results share an id")
     clash = [t for t, i in specials.items() if i in taken]
     if clash:
         raise NotConvertible(f"added token {clash[0]!r} has the id of a byte or merge")
+    if specials:
+        # tokenizers gives an added token the vocabulary's id when its text is also a vocabulary
+        # entry, and renumbers ids past the vocabulary: ask it rather than trust the JSON
+        from tokenizers import Tokenizer
+
+        reference = Tokenizer.from_str(json.dumps(spec))
+        for content, token_id in specials.items():
+            if reference.token_to_id(content) != token_id:
+                raise NotConvertible(f"added token {content!r} is id {reference.token_to_id(content)} "
+                                     f"in tokenizers, not {token_id} as written")
     return ranks, specials
 
 
