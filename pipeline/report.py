@@ -725,8 +725,16 @@ class SignalSummary:
         for c, count in enumerate(np.bincount(cls[~positive], minlength=len(self.nonpositive)).tolist()):
             self.nonpositive[c] += count
 
+    def cap_categories(self, limit: int) -> None:
+        """Keep the first ``limit`` categories (in order of first appearance) and count the rest
+        as other, as ``add`` with ``max_categories=limit`` would have."""
+        for key in list(self.categories)[limit:]:
+            for i, c in enumerate(self.categories.pop(key)):
+                self.other_categories[i] += c
+        self.max_categories = limit
+
     def merge(self, other: "SignalSummary") -> None:
-        """Add a summary of other documents (a part of the run scanned by another process).
+        """Add a summary of later documents (a part of the run scanned by another process).
         Categories past ``max_categories`` go to ``other_categories`` in merge order."""
         self.flush()
         other.flush()
@@ -872,6 +880,16 @@ class RunSummary:
 # collect() scans the part files in this many processes when they hold at least
 # PARALLEL_MIN_BYTES (compressed): below that, starting processes costs more than it saves.
 PARALLEL_MIN_BYTES = 8 << 20
+# Categories a part scan keeps per signal before the merged summary keeps the first
+# SignalSummary.max_categories: a part must not fold into "other" a value an earlier part kept.
+PART_MAX_CATEGORIES = 10_000
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))   # what this process may run on (affinity, cgroup cpusets)
+    except AttributeError:                     # not on Linux
+        return os.cpu_count() or 1
 
 
 def collect(run_dir: str, set_items: Iterable[str] = (), samples_per_reason: int = 6,
@@ -912,19 +930,23 @@ def collect(run_dir: str, set_items: Iterable[str] = (), samples_per_reason: int
                        stage_order=stage_order, samples_per_reason=samples_per_reason,
                        excerpt_chars=excerpt_chars, seed=seed)
     files = [(status, path) for status in ("kept", "rejected") for path in _output_files(run_dir, status)]
-    n_workers = min(workers or os.cpu_count() or 1, len(files))
+    n_workers = min(workers or _usable_cpus(), len(files))
     if max_docs is not None or n_workers < 2 or _is_remote(run_dir) or sum(
             os.path.getsize(p) for _, p in files) < PARALLEL_MIN_BYTES:
         scan = scanner.scan(files, max_docs)
     else:
-        # spawn, not fork: `polyko run` calls this after Beam, whose gRPC threads make fork unsafe
+        # spawn, not fork: `polyko run` calls this after Beam, whose gRPC threads make fork unsafe.
+        # Parts are merged in file order as they come, so at most a few are held at once.
+        scan = None
         with concurrent.futures.ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-            parts = list(ex.map(scanner.scan, [[f] for f in files]))
-        scan = parts[0]
-        for part in parts[1:]:
-            scan.merge(part)
+            for part in ex.map(scanner.scan, [[f] for f in files]):
+                if scan is None:
+                    scan = part
+                else:
+                    scan.merge(part)
     for summ in scan.signals.values():
         summ.flush()
+        summ.cap_categories(SignalSummary.max_categories)
     for mine, counted in zip(whatifs, scan.whatifs):
         mine.merge(counted)
 
@@ -1027,7 +1049,7 @@ class _Scanner:
             for name, value in sigs.items():
                 summ = signals.get(name)
                 if summ is None:
-                    summ = signals[name] = SignalSummary(name)
+                    summ = signals[name] = SignalSummary(name, max_categories=PART_MAX_CATEGORIES)
                 if stage is None:
                     cls = KEPT
                 else:
@@ -1074,6 +1096,8 @@ class _Scanner:
                         w.later_removed_also_fail += 1
 
         for status, path in files:
+            if max_docs is not None and scanned[status] >= max_docs:
+                continue                        # do not even open the file (a remote download)
             for rec in iter_records(path):
                 if max_docs is not None and scanned[status] >= max_docs:
                     break

@@ -187,6 +187,31 @@ def test_merged_histograms_equal_the_histogram_of_all_values(shared_data):
             assert merged.rows() == whole.rows()
 
 
+def test_category_counts_of_merged_parts_equal_one_scan(shared_data):
+    """With more categories than a summary keeps, parts merged in order and then capped count
+    each category as one scan does, also a category an earlier part kept and a later part sees
+    only after its own first 60 (it must not be folded into "other" there)."""
+    from pipeline.report import PART_MAX_CATEGORIES, SignalSummary
+
+    words = [w for r in _read_jsonl(shared_data / "ko_nsmc_reviews.jsonl.gz", 400) for w in r["text"].split()]
+    values = ["첫째"] + words[:3000] + ["첫째"] * 5         # "첫째" comes first, then again late
+    assert len(set(values)) > 200
+    whole = SignalSummary("x")
+    for i, v in enumerate(values):
+        whole.add(v, i % 3)
+    parts = [SignalSummary("x", max_categories=PART_MAX_CATEGORIES) for _ in range(3)]
+    bounds = [0, 1000, 2000, len(values)]
+    for p, lo, hi in zip(parts, bounds, bounds[1:]):
+        for i in range(lo, hi):
+            p.add(values[i], i % 3)
+    for p in parts[1:]:
+        parts[0].merge(p)
+    parts[0].cap_categories(SignalSummary.max_categories)
+    assert parts[0].categories == whole.categories and len(whole.categories) == 60
+    assert parts[0].other_categories == whole.other_categories
+    assert sum(whole.categories["첫째"]) == 6
+
+
 def test_hash_sample_is_bounded_uniform_and_independent_of_order_and_parts():
     hits = [0] * 100
     for salt in range(400):
@@ -487,6 +512,7 @@ def test_parallel_scan_gives_the_one_process_summary(real_run, monkeypatch):
     for a, b in zip(one.whatifs, two.whatifs):
         assert [getattr(a, c) for c in a.COUNTERS] == [getattr(b, c) for c in b.COUNTERS]
         assert a.samples_newly_removed.items == b.samples_newly_removed.items
+        assert a.samples_newly_kept.items == b.samples_newly_kept.items
     assert one.whatifs[0].kept_would_be_removed > 0
     assert render_html(one) == render_html(two)
 
