@@ -275,7 +275,7 @@ def write_shard(key: tuple[str, int], values: Iterable[tuple[str, str, bytes]], 
 
 
 def build_manifest(records: list[dict[str, Any]], tokenizer_info: dict[str, Any], dtype: str,
-                   section: dict[str, Any]) -> dict[str, Any]:
+                   section: dict[str, Any], encoder: str) -> dict[str, Any]:
     records = sorted(records, key=lambda r: (r["split"] != TRAIN, r["split"], r["path"]))
     per_split: dict[str, dict[str, int]] = defaultdict(lambda: {"documents": 0, "tokens": 0, "shards": 0})
     per_source: dict[str, dict[str, int]] = defaultdict(lambda: {"documents": 0, "tokens": 0})
@@ -301,7 +301,7 @@ def build_manifest(records: list[dict[str, Any]], tokenizer_info: dict[str, Any]
         "config": {k: section[k] for k in RECORDED_KEYS},
         # the library that turned text into ids ("tiktoken 0.14.0"): the same ids either way
         # (tokenizer/fast_encode.py), recorded so a difference could be traced to it
-        "encoder": section.get("encoder", TOKENIZERS),
+        "encoder": encoder,
         "shards": records,
         "totals": {
             "shards": len(records),
@@ -316,9 +316,9 @@ def build_manifest(records: list[dict[str, Any]], tokenizer_info: dict[str, Any]
 
 
 def finish_manifest(records: list[dict[str, Any]], shards_dir: str, tokenizer_info: dict[str, Any],
-                    dtype: str, section: dict[str, Any]) -> dict[str, Any]:
+                    dtype: str, section: dict[str, Any], encoder: str) -> dict[str, Any]:
     """Write manifest.json, remove files that are not part of this shard set, return a summary."""
-    manifest = build_manifest(records, tokenizer_info, dtype, section)
+    manifest = build_manifest(records, tokenizer_info, dtype, section, encoder)
     wanted = {r["path"] + ext for r in manifest["shards"] for ext in (".bin", ".idx")}
     if _is_local(shards_dir):
         os.makedirs(shards_dir, exist_ok=True)
@@ -428,8 +428,6 @@ class WriteShards(beam.PTransform):
                                   self.backend)
         itemsize = np.dtype(self.dtype).itemsize
         shard_tokens, dtype = self.shard_tokens, self.dtype
-        section = {**self.section, "encoder": backend_version(self.backend)}
-        info = self.info.to_dict()
 
         encoded = docs | "Encode" >> beam.ParDo(EncodeDocsFn(encoder, self.batch_size))
         if self.staging_dir:
@@ -444,7 +442,7 @@ class WriteShards(beam.PTransform):
                 | "GroupByShard" >> beam.GroupByKey()
                 | "WriteShard" >> beam.Map(lambda kv, d, t: write_shard(kv[0], _staged_values(kv[1]), d, t),
                                            shards_dir, dtype))
-            return self._manifest(records, shards_dir, info, dtype, section)
+            return self._manifest(records, shards_dir)
         tokens_per_split = (
             encoded
             | "SplitTokens" >> beam.Map(lambda e: (e[0], len(e[3]) // itemsize))
@@ -460,12 +458,12 @@ class WriteShards(beam.PTransform):
             | "AssignShard" >> beam.Map(assign, totals=beam.pvalue.AsDict(tokens_per_split))
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShard" >> beam.Map(lambda kv, d, t: write_shard(kv[0], kv[1], d, t), shards_dir, dtype))
-        return self._manifest(records, shards_dir, info, dtype, section)
+        return self._manifest(records, shards_dir)
 
-    @staticmethod
-    def _manifest(records, shards_dir, info, dtype, section):
+    def _manifest(self, records, shards_dir):
         return (
             records
             | "CollectShards" >> beam.combiners.ToList()
-            | "WriteManifest" >> beam.Map(finish_manifest, shards_dir=shards_dir, tokenizer_info=info,
-                                          dtype=dtype, section=section))
+            | "WriteManifest" >> beam.Map(finish_manifest, shards_dir=shards_dir, tokenizer_info=self.info.to_dict(),
+                                          dtype=self.dtype, section=self.section,
+                                          encoder=backend_version(self.backend)))
