@@ -61,9 +61,12 @@ def byte_symbols() -> dict[str, int]:
     return {s: b for b, s in symbol_of.items()}
 
 
-def tiktoken_ranks(spec: dict[str, Any]) -> tuple[dict[bytes, int], dict[str, int]]:
+def tiktoken_ranks(spec: dict[str, Any], tokenizer_json: bytes | str | None = None
+                   ) -> tuple[dict[bytes, int], dict[str, int]]:
     """``(mergeable ranks, special tokens)`` for ``tiktoken.Encoding`` from a parsed tokenizer
-    JSON; raises :class:`NotConvertible` when tiktoken would not give the same ids."""
+    JSON (``tokenizer_json``: its text, when the caller has it, so it is not written out again
+    for the added-token check); raises :class:`NotConvertible` when tiktoken would not give the
+    same ids."""
     if spec.get("normalizer") is not None:
         raise NotConvertible("it has a normalizer")
     for key in ("truncation", "padding"):
@@ -125,7 +128,8 @@ def tiktoken_ranks(spec: dict[str, Any]) -> tuple[dict[bytes, int], dict[str, in
         # entry, and renumbers ids past the vocabulary: ask it rather than trust the JSON
         from tokenizers import Tokenizer
 
-        reference = Tokenizer.from_str(json.dumps(spec))
+        text = json.dumps(spec) if tokenizer_json is None else tokenizer_json
+        reference = Tokenizer.from_str(text.decode("utf-8") if isinstance(text, bytes) else text)
         for content, token_id in specials.items():
             if reference.token_to_id(content) != token_id:
                 raise NotConvertible(f"added token {content!r} is id {reference.token_to_id(content)} "
@@ -140,8 +144,7 @@ class TiktokenEncoder:
     def __init__(self, tokenizer_json: bytes | str) -> None:
         import tiktoken
 
-        spec = json.loads(tokenizer_json)
-        ranks, specials = tiktoken_ranks(spec)
+        ranks, specials = tiktoken_ranks(json.loads(tokenizer_json), tokenizer_json)
         self._encoding = tiktoken.Encoding("polyko-bytelevel-bpe", pat_str=GPT2_PATTERN,
                                            mergeable_ranks=ranks, special_tokens=specials)
 
@@ -156,7 +159,7 @@ def fast_encoder_status(tokenizer_json: bytes | str) -> str | None:
     except ImportError:
         return "tiktoken is not installed"
     try:
-        tiktoken_ranks(json.loads(tokenizer_json))
+        tiktoken_ranks(json.loads(tokenizer_json), tokenizer_json)
     except NotConvertible as exc:
         return str(exc)
     return None
