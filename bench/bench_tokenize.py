@@ -21,7 +21,7 @@
    benchmark corpus from ``bench.corpus`` with ``--sample-bytes`` = ``--train-mb`` MB
    (plain) and ``--train-morph-mb`` MB (morpheme-aware); wall time and peak RSS.
 3. ``--compare FILE...``: encode the ``text`` of every record of JSON-lines files (``.gz``
-   too) with both backends and count the documents whose ids differ (printing the first few);
+   too) or Parquet files with both backends and count the documents whose ids differ (printing the first few);
    exit status 1 if any does. This is the check to run before trusting ``tokenize.encoder:
    auto`` with a tokenizer of your own.
 """
@@ -136,11 +136,10 @@ def compare_backends(paths: list[str], tokenizer_file: str | None, show: int = 5
     fast, reference = TiktokenEncoder(data), tokenizer_from_bytes(data)
     docs = tokens = differ = 0
     cpu = {"tiktoken": 0.0, "tokenizers": 0.0}
+    from pipeline.report import iter_records   # JSON lines (.gz) or Parquet, as polyko writes them
+
     for path in paths:
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as fh:
-            texts = [t for t in (json.loads(line).get("text") for line in fh if line.strip())
-                     if isinstance(t, str) and t]
+        texts = [t for t in (rec.get("text") for rec in iter_records(path)) if isinstance(t, str) and t]
         for start in range(0, len(texts), 1000):
             chunk = texts[start:start + 1000]
             c0 = time.process_time()

@@ -175,9 +175,7 @@ def test_documents_survive_pickling_whole(docs):
 def test_text_bytes_counts_utf8_of_each_text_it_is_given(docs):
     """``text_bytes`` keeps its last answer for the same str object: equal-looking and different
     texts, one after another, must each get their own UTF-8 length."""
-    from pipeline.stages import text_bytes
-
-    from pipeline.stages import MEASURED_MAX
+    from pipeline.stages import MEASURED_MAX, text_bytes
 
     texts = [d.text for d in docs[:50]]
     texts += ["".join(list(texts[0])), texts[0] + "!", "", "abc", "한글"]
