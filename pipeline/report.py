@@ -516,11 +516,7 @@ class StreamingHistogram:
         self._max = max(self._max, float(x.max()))
         if self._all_integer and not bool(np.all(np.floor(x) == x)):
             self._all_integer = False
-        lo, hi = math.floor(self._min / self._width), math.floor(self._max / self._width)
-        while hi - lo + 1 > self.max_bins:
-            self._double()
-            lo, hi = math.floor(self._min / self._width), math.floor(self._max / self._width)
-        self._lo, self._hi = lo, hi
+        lo = self._fit_span()
         # bin index relative to lo (small, exact in float64), then counts per (bin, class)
         rel = (np.floor(x / self._width) - float(lo)).astype(np.int64)
         keys, counts = np.unique(rel * self.n_classes + cls, return_counts=True)
@@ -556,11 +552,6 @@ class StreamingHistogram:
         other.flush()
         if not other._n:
             return
-        if not self._n:
-            self._bins = {k: list(c) for k, c in other._bins.items()}
-            self._width, self._lo, self._hi, self._n = other._width, other._lo, other._hi, other._n
-            self._min, self._max, self._all_integer = other._min, other._max, other._all_integer
-            return
         theirs = StreamingHistogram(other.max_bins, other.n_classes)
         theirs._bins, theirs._width = {k: list(c) for k, c in other._bins.items()}, other._width
         while theirs._width < self._width:
@@ -574,11 +565,16 @@ class StreamingHistogram:
         self._n += other._n
         self._min, self._max = min(self._min, other._min), max(self._max, other._max)
         self._all_integer = self._all_integer and other._all_integer
+        self._fit_span()
+
+    def _fit_span(self) -> int:
+        """Double the width until ``[min, max]`` spans at most ``max_bins`` bins; returns ``lo``."""
         lo, hi = math.floor(self._min / self._width), math.floor(self._max / self._width)
         while hi - lo + 1 > self.max_bins:
             self._double()
             lo, hi = math.floor(self._min / self._width), math.floor(self._max / self._width)
         self._lo, self._hi = lo, hi
+        return lo
 
     def quantile(self, q: float) -> Optional[float]:
         """Approximate quantile (linear interpolation inside the bin that holds it)."""
